@@ -1,0 +1,144 @@
+"""The ``sensorhub`` command (DESIGN §5).
+
+Exit codes: 0 ok, 1 runtime failure, 2 bad usage, config or input (one clear line on stderr,
+no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from sensorhub import __version__
+from sensorhub.errors import SensorhubError
+
+__all__ = ["main"]
+
+log = logging.getLogger("sensorhub")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors are one line and exit 2 (its default code, kept)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _cmd_config_check(args: argparse.Namespace) -> int:
+    from sensorhub.config import load_config
+
+    config = load_config(Path(args.file))
+    placements = ", ".join(f"{s.placement}:{s.profile}" for s in config.sensors)
+    print(f"{args.file}: ok (wearer {config.wearer.id!r}; sensors {placements})")
+    return EXIT_OK
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from sensorhub.sim.export import write_simulation
+
+    paths = write_simulation(
+        scenario=args.scenario,
+        out_dir=Path(args.output),
+        rate_hz=args.rate,
+        seed=args.seed,
+        sensors=args.sensors,
+        duration_s=args.duration,
+        functional=args.functional,
+        nominal_mounting=args.nominal_mounting,
+        progress=sys.stderr.isatty(),
+    )
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return EXIT_OK
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="sensorhub",
+        description="Real-time thoracic and lumbar posture sensing from BLE IMUs.",
+    )
+    parser.add_argument("--version", action="version", version=f"sensorhub {__version__}")
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
+        help="how much to log on stderr (default: warning)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p_config = sub.add_parser("config", help="work with configuration files")
+    config_sub = p_config.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
+    p_check = config_sub.add_parser("check", help="validate a TOML config file and print a summary")
+    p_check.add_argument("file", help="path of the TOML config")
+    p_check.set_defaults(handler=_cmd_config_check)
+
+    from sensorhub.sim.scenarios import SCENARIOS
+
+    p_sim = sub.add_parser(
+        "simulate",
+        help="simulate a wearer and write raw IMU CSV, truth angle CSV and events JSON",
+        description="Simulate a seated wearer with 1-3 back sensors; writes imu.csv, truth.csv, events.json.",
+    )
+    p_sim.add_argument("scenario", choices=sorted(SCENARIOS), help="scenario to simulate")
+    p_sim.add_argument("-o", "--output", required=True, help="output directory (created if missing)")
+    p_sim.add_argument("--rate", type=float, default=100.0, help="sensor sample rate in Hz: 52, 100, 104 or 200")
+    p_sim.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
+    p_sim.add_argument(
+        "--sensors",
+        nargs="+",
+        default=["upper_thoracic", "thoracolumbar", "sacral"],
+        metavar="PLACEMENT",
+        help="placements to simulate (default: all three)",
+    )
+    p_sim.add_argument("--duration", type=float, default=None, help="cut the scenario to this many seconds")
+    p_sim.add_argument(
+        "--functional",
+        choices=["bends", "cat_camel", "none"],
+        default="bends",
+        help="functional movement after the neutral period (default: bends)",
+    )
+    p_sim.add_argument(
+        "--nominal-mounting", action="store_true", help="mount sensors exactly as nominal (no misalignment)"
+    )
+    p_sim.set_defaults(handler=_cmd_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return handler(args)
+    except SensorhubError as exc:
+        print(f"sensorhub: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("sensorhub: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        # Files that cannot be read or written are the user's input problem, said in one line.
+        print(f"sensorhub: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError) else EXIT_FAILURE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""One exception tree for sensorhub.
+
+Every error the package raises on purpose derives from :class:`SensorhubError`,
+so callers (the CLI above all) can catch one type and print one clear line::
+
+    SensorhubError
+    ├── ConfigError          bad or missing configuration (file, key, what is allowed)
+    ├── InputError           bad input data: CSV rows, payloads, windows, arguments
+    │   └── DataFormatError  a file that does not follow a DESIGN §6 format (file, row)
+    ├── SimulationError      an impossible simulator request (unknown scenario, rate ...)
+    ├── SourceError          a sensor source failed at run time
+    └── SinkError            a sink (store, MQTT, dashboard) failed at run time
+
+The CLI maps ConfigError and InputError to exit code 2 and everything else to 1.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DataFormatError",
+    "InputError",
+    "SensorhubError",
+    "SimulationError",
+    "SinkError",
+    "SourceError",
+]
+
+
+class SensorhubError(Exception):
+    """Base of every error sensorhub raises on purpose.
+
+    Attributes:
+        advice: what the user can do about it, or "" when there is nothing to add.
+    """
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, advice: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.advice = advice
+
+    def __str__(self) -> str:
+        if self.advice:
+            return f"{self.message} ({self.advice})"
+        return self.message
+
+
+class ConfigError(SensorhubError):
+    """A configuration file or value is wrong.
+
+    Attributes:
+        path: the config file, or None for values given on the command line.
+        key: dotted key that is wrong, e.g. ``sensors[0].placement``; "" for the whole file.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, path: str | None = None, key: str = "", advice: str = "") -> None:
+        where = ": ".join(part for part in (path or "", key) if part)
+        super().__init__(f"{where}: {message}" if where else message, advice=advice)
+        self.path = path
+        self.key = key
+
+
+class InputError(SensorhubError):
+    """Input data or arguments that cannot be used (bad usage, bad data)."""
+
+    exit_code = 2
+
+
+class DataFormatError(InputError):
+    """A file that does not follow its DESIGN §6 format.
+
+    Attributes:
+        path: the offending file.
+        row: 1-based line number in the file (header = 1), or None when not row-specific.
+    """
+
+    def __init__(self, message: str, *, path: str, row: int | None = None, advice: str = "") -> None:
+        where = f"{path}:{row}" if row is not None else path
+        super().__init__(f"{where}: {message}", advice=advice)
+        self.path = path
+        self.row = row
+
+
+class SimulationError(InputError):
+    """A simulator request that cannot be met (unknown scenario, unsupported rate ...)."""
+
+
+class SourceError(SensorhubError):
+    """A sensor source failed at run time (BLE, replay, simulator)."""
+
+
+class SinkError(SensorhubError):
+    """A sink failed at run time (store, MQTT, dashboard)."""
