@@ -137,7 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         # Files that cannot be read or written are the user's input problem, said in one line.
         print(f"sensorhub: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError) else EXIT_FAILURE
+        user_side = FileNotFoundError | FileExistsError | PermissionError | IsADirectoryError | NotADirectoryError
+        return EXIT_USAGE if isinstance(exc, user_side) else EXIT_FAILURE
 
 
 if __name__ == "__main__":  # pragma: no cover

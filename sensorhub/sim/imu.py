@@ -240,15 +240,16 @@ class SimulatedImu:
         self.noise = noise
         self.quantise = quantise
         self.environment = environment if environment is not None else Environment()
-        self._rng = rng
+        # One generator per random stream, so that how time is chunked cannot change the data.
+        self._rng_gyro_rw, self._rng_acc_rw, self._rng_acc, self._rng_gyro, self._rng_link = rng.spawn(5)
         self.period_s = (1.0 / rate_hz) * (1.0 + errors.odr_error)
-        self._phase_s = float(rng.uniform(0.0, self.period_s))
+        self._phase_s = float(self._rng_link.uniform(0.0, self.period_s))
         self._next_k = 0
         self._gyro_rw = np.zeros(3)
         self._acc_rw = np.zeros(3)
         self._pending = _Pending()
         self._seq0 = 0
-        self._ce_phase_s = float(rng.uniform(0.0, link.connection_interval_s))
+        self._ce_phase_s = float(self._rng_link.uniform(0.0, link.connection_interval_s))
         self._last_arrival = -math.inf
         self.notifications_dropped = 0
 
@@ -278,11 +279,11 @@ class SimulatedImu:
             # Random walks: σ per sample = K·√Δt with K per √s.
             g_rw = s.gyro_bias_rw_dph_per_sqrth * _DEG / 3600.0 / 60.0 * math.sqrt(self.period_s)
             a_rw = s.acc_bias_rw_mg_per_sqrth * 1e-3 * GRAVITY_MPS2 / 60.0 * math.sqrt(self.period_s)
-            gyro_walk = self._gyro_rw + np.cumsum(self._rng.normal(0.0, g_rw, (n, 3)), axis=0)
-            acc_walk = self._acc_rw + np.cumsum(self._rng.normal(0.0, a_rw, (n, 3)), axis=0)
+            gyro_walk = self._gyro_rw + np.cumsum(self._rng_gyro_rw.normal(0.0, g_rw, (n, 3)), axis=0)
+            acc_walk = self._acc_rw + np.cumsum(self._rng_acc_rw.normal(0.0, a_rw, (n, 3)), axis=0)
             self._gyro_rw, self._acc_rw = gyro_walk[-1].copy(), acc_walk[-1].copy()
-            acc = acc + acc_walk + self._rng.normal(0.0, acc_sigma, (n, 3))
-            gyro = gyro + gyro_walk + self._rng.normal(0.0, gyro_sigma, (n, 3))
+            acc = acc + acc_walk + self._rng_acc.normal(0.0, acc_sigma, (n, 3))
+            gyro = gyro + gyro_walk + self._rng_gyro.normal(0.0, gyro_sigma, (n, 3))
         if self.quantise:
             acc = _quantise(acc, self.spec.acc_lsb_mg * 1e-3 * GRAVITY_MPS2)
             gyro = _quantise(gyro, self.spec.gyro_lsb_mdps * 1e-3 * _DEG)
@@ -314,7 +315,7 @@ class SimulatedImu:
             stop = min(start + per, take)
             seq = np.arange(self._seq0 + start, self._seq0 + stop, dtype=np.int64)
             arrival = self._arrival(float(tt[stop - 1]))
-            if self._rng.random() < self.link.drop_prob:
+            if self._rng_link.random() < self.link.drop_prob:
                 self.notifications_dropped += 1
                 continue
             e = self.errors
@@ -328,9 +329,9 @@ class SimulatedImu:
         ci = self.link.connection_interval_s
         ready_t += 0.001  # firmware packs and queues the notification
         ce = self._ce_phase_s + math.ceil((ready_t - self._ce_phase_s) / ci) * ci
-        while self._rng.random() < self.link.retransmit_prob:
+        while self._rng_link.random() < self.link.retransmit_prob:
             ce += ci
-        arrival = ce + float(self._rng.exponential(self.link.host_jitter_s))
+        arrival = ce + float(self._rng_link.exponential(self.link.host_jitter_s))
         # A BLE link delivers in order.
         arrival = max(arrival, self._last_arrival)
         self._last_arrival = arrival

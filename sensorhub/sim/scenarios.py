@@ -67,7 +67,7 @@ def _functional(s: Script, rng: np.random.Generator, kind: Functional) -> None:
 def _rep(s: Script, rng: np.random.Generator, scale: float, *, fast: bool = False, mark: bool = True) -> None:
     """One cat/camel rep: neutral → arch → round → neutral (slow unless ``fast``)."""
     t0 = s.t
-    k = 0.35 if fast else 1.0
+    k = 0.25 if fast else 1.0
     s.move(_scaled(ARCH, scale * rng.uniform(0.9, 1.1)), k * rng.uniform(3.0, 4.0), "exercising")
     s.hold(k * rng.uniform(0.8, 1.5))
     s.move(_scaled(ROUND, scale * rng.uniform(0.9, 1.1)), k * rng.uniform(4.5, 5.5))

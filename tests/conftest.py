@@ -1,0 +1,38 @@
+"""Shared fixtures and helpers for the test suite."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sensorhub.model import Placement
+from sensorhub.sim.imu import Notification
+from sensorhub.sim.wearer import SimulatedWearer, WearerConfig
+
+
+def collect(wearer: SimulatedWearer) -> dict[Placement, list[Notification]]:
+    """All notifications of a wearer, per placement, in arrival order."""
+    out: dict[Placement, list[Notification]] = {p: [] for p in wearer.imus}
+    for chunk in wearer.notifications():
+        for placement, note in chunk:
+            out[placement].append(note)
+    return out
+
+
+def stacked(notes: list[Notification]) -> dict[str, np.ndarray]:
+    """Concatenate notifications' samples: true_t, device_t, seq, acc, gyro."""
+    return {
+        "true_t": np.concatenate([n.true_t for n in notes]),
+        "device_t": np.concatenate([n.device_t for n in notes]),
+        "seq": np.concatenate([n.seq for n in notes]),
+        "acc": np.concatenate([n.acc_mps2 for n in notes]),
+        "gyro": np.concatenate([n.gyro_radps for n in notes]),
+        "arrival": np.array([n.arrival_t for n in notes]),
+    }
+
+
+@pytest.fixture(scope="session")
+def ideal_desk_70s() -> tuple[SimulatedWearer, dict[Placement, dict[str, np.ndarray]]]:
+    """70 s of desk_session (neutral + functional bends + typing) with ideal sensors."""
+    wearer = SimulatedWearer(WearerConfig(scenario="desk_session", duration_s=70.0, ideal_sensors=True))
+    return wearer, {p: stacked(n) for p, n in collect(wearer).items()}
