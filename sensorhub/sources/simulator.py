@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 from sensorhub.model import ImuBatch, Placement
 from sensorhub.sim.wearer import SimulatedWearer, WearerConfig
@@ -41,16 +41,23 @@ class SimulatorSource:
         config: what to simulate.
         speed: simulated seconds per wall-clock second; ``math.inf`` = as fast as possible.
         clock: monotonic wall clock (seconds), injectable for tests.
+        sleep: the coroutine that waits, injectable for tests.
     """
 
     def __init__(
-        self, config: WearerConfig, *, speed: float = 1.0, clock: Callable[[], float] = time.monotonic
+        self,
+        config: WearerConfig,
+        *,
+        speed: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if not speed > 0:
             raise ValueError(f"speed must be > 0, got {speed}")
         self.wearer = SimulatedWearer(config)
         self.speed = speed
         self._clock = clock
+        self._sleep = sleep
 
     async def __aiter__(self) -> AsyncIterator[ImuBatch]:
         start = self._clock()
@@ -58,7 +65,7 @@ class SimulatorSource:
             if not math.isinf(self.speed):
                 delay = start + arrival_t / self.speed - self._clock()
                 if delay > 0:
-                    await asyncio.sleep(delay)
+                    await self._sleep(delay)
             else:
-                await asyncio.sleep(0)  # let other tasks run between batches
+                await self._sleep(0)  # let other tasks run between batches
             yield batch
