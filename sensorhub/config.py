@@ -663,12 +663,13 @@ def _choices(names: Sequence[str]) -> str:
 
 
 def _suggest(value: str, allowed: Sequence[str]) -> str | None:
-    close = difflib.get_close_matches(value, allowed, n=1, cutoff=0.6)
-    if close:
-        return close[0]
-    # Abbreviations ("desk" for "desk_session") score low on similarity but are unambiguous.
+    # Abbreviations ("witmotion" for "witmotion_bwt901blecl") score low on similarity but are
+    # unambiguous, so they come first.
     prefixed = [name for name in allowed if value and name.startswith(value)]
-    return prefixed[0] if len(prefixed) == 1 else None
+    if len(prefixed) == 1:
+        return prefixed[0]
+    close = difflib.get_close_matches(value, allowed, n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 def _bad_character(value: str) -> str | None:

@@ -6,7 +6,8 @@ so callers (the CLI above all) can catch one type and print one clear line::
     SensorhubError
     ├── ConfigError          bad or missing configuration (file, key, what is allowed)
     ├── InputError           bad input data: CSV rows, payloads, windows, arguments
-    │   └── DataFormatError  a file that does not follow a DESIGN §6 format (file, row)
+    │   ├── DataFormatError  a file that does not follow a DESIGN §6 format (file, row)
+    │   └── CalibrationError a calibration capture that cannot be used (what moved, when)
     ├── SimulationError      an impossible simulator request (unknown scenario, rate ...)
     ├── SourceError          a sensor source failed at run time
     └── SinkError            a sink (store, MQTT, dashboard) failed at run time
@@ -17,6 +18,7 @@ The CLI maps ConfigError and InputError to exit code 2 and everything else to 1.
 from __future__ import annotations
 
 __all__ = [
+    "CalibrationError",
     "ConfigError",
     "DataFormatError",
     "InputError",
@@ -83,6 +85,23 @@ class DataFormatError(InputError):
         super().__init__(f"{where}: {message}", advice=advice)
         self.path = path
         self.row = row
+
+
+class CalibrationError(InputError):
+    """A calibration window that cannot be used: too short, not still, no functional movement.
+
+    Attributes:
+        sensor: placement or sensor id the problem is about ("" when it concerns the rig).
+        window: (start_s, end_s) of the window looked at, or None.
+    """
+
+    def __init__(
+        self, message: str, *, sensor: str = "", window: tuple[float, float] | None = None, advice: str = ""
+    ) -> None:
+        prefix = f"{sensor}: " if sensor else ""
+        super().__init__(prefix + message, advice=advice)
+        self.sensor = sensor
+        self.window = window
 
 
 class SimulationError(InputError):
