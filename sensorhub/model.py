@@ -24,6 +24,7 @@ __all__ = [
     "JsonValue",
     "Placement",
     "Posture",
+    "SensorAngles",
     "SpineFrame",
 ]
 
@@ -109,6 +110,28 @@ class ImuBatch:
             if seq.shape != t.shape:
                 raise ValueError(f"seq must have shape {t.shape}, got {seq.shape}")
             object.__setattr__(self, "seq", seq)
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+
+@dataclass(frozen=True, slots=True)
+class SensorAngles:
+    """One sensor's sagittal inclination change relative to its calibrated neutral.
+
+    Attributes:
+        sensor_id: id of the physical sensor.
+        placement: where it sits.
+        t: (N,) host seconds, the sensor's own sample times.
+        inclination_deg: (N,) degrees, + = forward flexion of the segment under the sensor.
+        rest: (N,) whether the orientation estimator deems the sensor at rest.
+    """
+
+    sensor_id: str
+    placement: Placement
+    t: FloatArray
+    inclination_deg: FloatArray
+    rest: NDArray[np.bool_]
 
     def __len__(self) -> int:
         return len(self.t)

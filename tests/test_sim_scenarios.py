@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
+from sensorhub.errors import SimulationError
 from sensorhub.sim.scenarios import SCENARIOS, build_script
 from sensorhub.sim.wearer import SimulatedWearer, WearerConfig
 
@@ -72,10 +73,12 @@ def test_cat_camel(seed):
     assert "exercising" in tr.posture
 
 
-def test_long_sitting_script():
-    s = build_script("long_sitting", 0)
-    assert 7200.0 <= s.t < 7300.0
-    wearer = SimulatedWearer(WearerConfig(scenario="long_sitting", seed=0, duration_s=s.t))
+@pytest.mark.parametrize("seed", SEEDS)
+def test_long_sitting_script(seed):
+    for functional in ("bends", "cat_camel", "none"):
+        assert build_script("long_sitting", seed, functional).t == pytest.approx(7200.0)
+    s = build_script("long_sitting", seed)
+    wearer = SimulatedWearer(WearerConfig(scenario="long_sitting", seed=seed, duration_s=s.t))
     assert len(_events(wearer, "slouch")) >= 3
     tr = wearer.truth(np.arange(0.0, wearer.duration_s, 1.0))
     assert np.mean(np.array(tr.posture) == "upright") > 0.8
@@ -108,3 +111,10 @@ def test_seeds_give_different_people():
     a = SimulatedWearer(WearerConfig(seed=0)).events()
     b = SimulatedWearer(WearerConfig(seed=1)).events()
     assert [e.start_t for e in a] != [e.start_t for e in b]
+
+
+def test_a_wearer_streams_once():
+    wearer = SimulatedWearer(WearerConfig(duration_s=2.0))
+    assert sum(len(chunk) for chunk in wearer.notifications()) > 0
+    with pytest.raises(SimulationError, match="already been streamed"):
+        next(iter(wearer.notifications()))

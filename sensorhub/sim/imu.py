@@ -110,7 +110,7 @@ BMI270 = ImuSpec(
     gyro_range_dps=2000.0,
     acc_lsb_mg=1000.0 / 2048.0,
     gyro_lsb_mdps=1000.0 / 16.384,
-    odr_tolerance_pct=1.0,  # ±1 % accel-only, ±1.7 % accel+gyro (datasheet §1)
+    odr_tolerance_pct=1.7,  # ±1.7 % with the gyro on, ±1 % accel-only (datasheet §1)
 )
 
 IMU_SPECS = {spec.name: spec for spec in (LSM6DSO, BMI270)}
@@ -163,6 +163,7 @@ class SensorErrors:
             np.fill_diagonal(off, 0.0)
             return g + off
 
+        odr_sigma = spec.odr_tolerance_pct / 100.0
         return cls(
             acc_gain=gain(spec.acc_scale_pct),
             gyro_gain=gain(spec.gyro_scale_pct),
@@ -172,7 +173,8 @@ class SensorErrors:
             gyro_tempco_radps_per_c=rng.normal(0.0, spec.gyro_tempco_dps_per_c * _DEG, 3),
             clock_offset_s=float(rng.uniform(0.0, 3600.0)),
             clock_drift_ppm=float(rng.uniform(-clock_drift_max_ppm, clock_drift_max_ppm)),
-            odr_error=float(np.clip(rng.normal(0.0, spec.odr_tolerance_pct / 100.0), -0.03, 0.03)),
+            # "Typical" = 1σ, and datasheet limits are ~3σ: clip there.
+            odr_error=float(np.clip(rng.normal(0.0, odr_sigma), -3.0 * odr_sigma, 3.0 * odr_sigma)),
         )
 
     @classmethod

@@ -294,8 +294,9 @@ def cat_camel(s: Script, rng: np.random.Generator) -> None:
 
 def long_sitting(s: Script, rng: np.random.Generator) -> None:
     """2 h mostly still typing, an occasional slouch and swivel: exposes gyro bias drift."""
-    while s.t < 7200.0 - 300.0:
-        _type(s, rng, 600, 1000)
+    end = 7200.0
+    while end - s.t > 900.0:
+        s.hold(rng.uniform(400.0, min(900.0, end - s.t - 500.0)), "upright", typing=True)
         choice = rng.integers(0, 3)
         if choice == 0:
             _slouch(s, rng, str(rng.choice(["mild", "moderate", "deep"])), rng.uniform(60, 180))
@@ -303,8 +304,7 @@ def long_sitting(s: Script, rng: np.random.Generator) -> None:
             _swivel(s, rng)
         else:
             _slouch(s, rng, "moderate", rng.uniform(120, 240))
-    while s.t < 7200.0:
-        _type(s, rng, 20, 40)
+    s.hold(end - s.t, "upright", typing=True)
 
 
 def confounders(s: Script, rng: np.random.Generator) -> None:

@@ -123,6 +123,7 @@ class SimulatedWearer:
         link = config.link or LinkSpec(samples_per_notification=max(1, round(config.rate_hz * 0.04)))
         if config.ideal_sensors:
             link = LinkSpec(link.samples_per_notification, link.connection_interval_s, 0.0, 0.0, 0.0)
+        self._streamed = False
         self.mounting: dict[Placement, FloatArray] = {}
         self.imus: dict[Placement, SimulatedImu] = {}
         for placement, seed in zip(ALL_PLACEMENTS, seeds, strict=True):
@@ -201,7 +202,11 @@ class SimulatedWearer:
 
         Everything released from one chunk arrived before anything released later: a notification
         still in flight at the chunk's end is held back until the chunk in which it has arrived.
+        A wearer streams once (its sensors' random state moves on); make a new one to stream again.
         """
+        if self._streamed:
+            raise SimulationError("this SimulatedWearer has already been streamed; create a new one")
+        self._streamed = True
         held: list[tuple[Placement, Notification]] = []
         t = 0.0
         end = self.duration_s
