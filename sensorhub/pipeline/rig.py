@@ -1,0 +1,220 @@
+"""The rig: 1–3 sensors' inclinations on a common output grid → spine angles (DESIGN §3).
+
+Each sensor arrives with its own clock and rate. The rig resamples every sensor's sagittal
+inclination change onto one uniform grid (``output_rate_hz``) by linear interpolation between the
+sensor's two samples that bracket a grid instant, then forms the angles the present sensors allow:
+
+=====================  ===========================================  =========================
+angle                  formula                                      needs
+=====================  ===========================================  =========================
+trunk_flexion_deg      upper_thoracic                               upper_thoracic
+pelvis_tilt_deg        sacral                                       sacral
+thoracic_flexion_deg   upper_thoracic − thoracolumbar               upper_thoracic, thoracolumbar
+lumbar_flexion_deg     thoracolumbar − sacral                       thoracolumbar, sacral
+spine_flexion_deg      upper_thoracic − sacral                      upper_thoracic, sacral
+=====================  ===========================================  =========================
+
+An angle the sensor set cannot give is ``None`` in the :class:`SpineFrame` (empty in files, null
+on MQTT), never a guess. Within a stream, a grid instant gets NaN for a sensor when:
+
+- the two bracketing samples are more than ``max_gap_s`` apart (a gap: lost notifications, a
+  reconnect), or
+- the sensor has gone quiet: it has no sample at or after the instant while another sensor is
+  already ``sensor_timeout_s`` past it (a stopped sensor never holds the others up longer than
+  that).
+
+A grid instant is emitted as soon as every sensor has data at or after it, or has timed out, so
+the rig adds no delay beyond waiting for the slowest sensor's next notification. Output depends
+only on the samples, not on how they were cut into batches, as long as no sensor lags the others
+by more than the timeout.
+
+Memory: per sensor the rig keeps only samples newer than the last emitted instant (bounded by
+the timeout), plus one sample before it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from sensorhub.errors import InputError
+from sensorhub.model import FloatArray, Placement, SensorAngles, SpineFrame
+
+__all__ = ["Rig", "RigSettings", "available_angles"]
+
+UT, TL, SA = Placement.UPPER_THORACIC, Placement.THORACOLUMBAR, Placement.SACRAL
+
+
+def available_angles(placements: Sequence[Placement]) -> tuple[str, ...]:
+    """Names of the angles a set of placements can give (DESIGN §3)."""
+    have = set(placements)
+    out = []
+    if UT in have:
+        out.append("trunk_flexion_deg")
+    if SA in have:
+        out.append("pelvis_tilt_deg")
+    if {UT, TL} <= have:
+        out.append("thoracic_flexion_deg")
+    if {TL, SA} <= have:
+        out.append("lumbar_flexion_deg")
+    if {UT, SA} <= have:
+        out.append("spine_flexion_deg")
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class RigSettings:
+    """How the rig resamples.
+
+    Attributes:
+        output_rate_hz: rate of the common grid.
+        max_gap_s: bracketing samples further apart than this make the instant a gap (NaN).
+        sensor_timeout_s: a sensor that many seconds behind the others is treated as absent.
+    """
+
+    output_rate_hz: float = 50.0
+    max_gap_s: float = 0.25
+    sensor_timeout_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not (0 < self.output_rate_hz <= 1000):
+            raise InputError(f"output_rate_hz must be in (0, 1000], got {self.output_rate_hz}")
+        if not self.max_gap_s > 0 or not self.sensor_timeout_s > 0:
+            raise InputError("max_gap_s and sensor_timeout_s must be positive")
+
+
+class _Track:
+    """One sensor's pending samples (times increasing)."""
+
+    __slots__ = ("t", "value")
+
+    def __init__(self) -> None:
+        self.t = np.empty(0)
+        self.value = np.empty(0)
+
+    def append(self, t: FloatArray, value: FloatArray) -> None:
+        if len(self.t) and len(t) and t[0] <= self.t[-1]:
+            keep = t > self.t[-1]  # a repeated or out-of-order sample adds nothing new
+            t, value = t[keep], value[keep]
+        self.t = np.concatenate([self.t, t])
+        self.value = np.concatenate([self.value, value])
+
+    @property
+    def latest(self) -> float:
+        return float(self.t[-1]) if len(self.t) else -math.inf
+
+    def sample(self, grid: FloatArray, max_gap_s: float) -> FloatArray:
+        """Linear interpolation at ``grid``; NaN outside the data and across gaps."""
+        out = np.full(len(grid), np.nan)
+        if len(self.t) == 0:
+            return out
+        right = np.searchsorted(self.t, grid, side="left")
+        exact = (right < len(self.t)) & (self.t[np.minimum(right, len(self.t) - 1)] == grid)
+        out[exact] = self.value[right[exact]]
+        inside = (right > 0) & (right < len(self.t)) & ~exact
+        r = right[inside]
+        t0, t1 = self.t[r - 1], self.t[r]
+        v0, v1 = self.value[r - 1], self.value[r]
+        w = (grid[inside] - t0) / (t1 - t0)
+        vals = v0 + w * (v1 - v0)
+        vals[(t1 - t0) > max_gap_s] = np.nan
+        out[inside] = vals
+        return out
+
+    def drop_before(self, t: float) -> None:
+        """Forget samples older than the last one before ``t`` (it is still needed to interpolate)."""
+        i = int(np.searchsorted(self.t, t, side="left")) - 1
+        if i > 0:
+            self.t = self.t[i:]
+            self.value = self.value[i:]
+
+
+class Rig:
+    """Streams per-sensor :class:`SensorAngles` into :class:`SpineFrame` blocks on a common grid.
+
+    Args:
+        placements: the sensors the wearer has on (1–3, distinct).
+        settings: grid rate, gap and timeout rules.
+        start_t: first grid instant (s); default: the first sample time seen, rounded up to the grid.
+    """
+
+    def __init__(
+        self, placements: Sequence[Placement], settings: RigSettings | None = None, *, start_t: float | None = None
+    ) -> None:
+        if not placements or len(set(placements)) != len(placements) or len(placements) > 3:
+            raise InputError("a rig needs 1–3 distinct placements")
+        self.placements = tuple(placements)
+        self.settings = settings or RigSettings()
+        self.angles = available_angles(self.placements)
+        self._tracks = {p: _Track() for p in self.placements}
+        self._period = 1.0 / self.settings.output_rate_hz
+        self._start_t = start_t
+        self._first_t = math.inf  # first sample time of any sensor: silent sensors count from there
+        self._next_k = 0  # index of the next grid instant to emit
+
+    def _grid_t(self, k: FloatArray) -> FloatArray:
+        assert self._start_t is not None  # set by the first push; internal invariant
+        grid: FloatArray = self._start_t + k * self._period
+        return grid
+
+    def push(self, angles: SensorAngles) -> None:
+        """Add one sensor's new samples (its times must increase)."""
+        if angles.placement not in self._tracks:
+            raise InputError(f"sensor placement {angles.placement} is not part of this rig {self.placements}")
+        if len(angles) == 0:
+            return
+        if self._start_t is None:
+            self._start_t = math.ceil(float(angles.t[0]) / self._period) * self._period
+        self._first_t = min(self._first_t, float(angles.t[0]))
+        self._tracks[angles.placement].append(angles.t, angles.inclination_deg)
+
+    def process(self, angles: SensorAngles | None = None) -> SpineFrame:
+        """Push ``angles`` (if given) and return every grid instant that is now complete."""
+        if angles is not None:
+            self.push(angles)
+        if self._start_t is None:
+            return self._frame(np.empty(0), {})
+        # A sensor that has sent nothing yet counts as just before the first sample of any sensor.
+        latest = {p: max(tr.latest, self._first_t - 1e-9) for p, tr in self._tracks.items()}
+        front = max(latest.values())
+        # An instant is ready when each sensor has reached it, or has fallen a timeout behind.
+        ready_until = min((lat if front - lat <= self.settings.sensor_timeout_s else front) for lat in latest.values())
+        return self._emit_until(ready_until)
+
+    def flush(self) -> SpineFrame:
+        """Emit everything up to the newest sample of any sensor (end of a recording)."""
+        if self._start_t is None:
+            return self._frame(np.empty(0), {})
+        return self._emit_until(max(tr.latest for tr in self._tracks.values()))
+
+    def _emit_until(self, until_t: float) -> SpineFrame:
+        assert self._start_t is not None
+        k_last = math.floor((until_t - self._start_t) / self._period) + 1
+        while k_last >= self._next_k and self._start_t + k_last * self._period > until_t:
+            k_last -= 1  # rounding: never emit an instant after the data that decides it
+        if k_last < self._next_k:
+            return self._frame(np.empty(0), {})
+        grid = self._grid_t(np.arange(self._next_k, k_last + 1, dtype=np.float64))
+        self._next_k = k_last + 1
+        values = {p: tr.sample(grid, self.settings.max_gap_s) for p, tr in self._tracks.items()}
+        for tr in self._tracks.values():
+            tr.drop_before(float(grid[-1]))
+        return self._frame(grid, values)
+
+    def _frame(self, grid: FloatArray, v: dict[Placement, FloatArray]) -> SpineFrame:
+        def get(name: str, compute: FloatArray) -> FloatArray | None:
+            return compute if name in self.angles else None
+
+        nan = np.full(len(grid), np.nan)
+        ut, tl, sa = (v.get(p, nan) for p in (UT, TL, SA))
+        return SpineFrame(
+            t=grid,
+            thoracic_flexion_deg=get("thoracic_flexion_deg", ut - tl),
+            lumbar_flexion_deg=get("lumbar_flexion_deg", tl - sa),
+            trunk_flexion_deg=get("trunk_flexion_deg", ut),
+            pelvis_tilt_deg=get("pelvis_tilt_deg", sa),
+            spine_flexion_deg=get("spine_flexion_deg", ut - sa),
+        )
