@@ -1,0 +1,205 @@
+"""Offline analysis: raw IMU in, spine angles (+ events) out — ``sensorhub analyze``.
+
+Runs exactly the live stages (calibration, then :class:`~sensorhub.pipeline.spine.SpinePipeline`
+fed batch by batch), or, with ``offline=True``, VQF's forward–backward offline estimator in place of
+the streaming one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from sensorhub.errors import InputError
+from sensorhub.model import ANGLE_COLUMNS, Event, FloatArray, ImuBatch, JsonValue, Placement, SensorAngles, SpineFrame
+from sensorhub.pipeline.calibration import RigCalibration, calibrate_rig
+from sensorhub.pipeline.orientation import offline_up
+from sensorhub.pipeline.rig import Rig, RigSettings
+from sensorhub.pipeline.spine import SpinePipeline, concat_frames
+from sensorhub.sources.csvfile import ImuRecording, SensorSeries
+
+__all__ = [
+    "AnalysisResult",
+    "analyze",
+    "parse_functional",
+    "parse_window",
+    "write_angle_csv",
+    "write_events_json",
+]
+
+FunctionalArg = tuple[float, float] | Literal["auto"] | None
+
+#: Default neutral window: the first 10 s of the recording (DESIGN §5).
+DEFAULT_NEUTRAL_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisResult:
+    """What ``analyze`` produced."""
+
+    frame: SpineFrame
+    calibration: RigCalibration
+    events: list[Event]
+
+
+def parse_window(text: str, option: str) -> tuple[float, float]:
+    """``"A:B"`` (seconds) → (A, B); InputError naming the option otherwise."""
+    parts = text.split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        a, b = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise InputError(f"{option} must be START:END in seconds (e.g. 0:10), got {text!r}") from None
+    if not (math.isfinite(a) and math.isfinite(b)) or b <= a:
+        raise InputError(f"{option} must have START < END, got {text!r}")
+    return a, b
+
+
+def parse_functional(text: str) -> FunctionalArg:
+    """``A:B`` | ``auto`` | ``none`` for ``--functional``."""
+    if text == "auto":
+        return "auto"
+    if text == "none":
+        return None
+    return parse_window(text, "--functional")
+
+
+def _series_from_batches(batches: Sequence[ImuBatch]) -> dict[Placement, SensorSeries]:
+    grouped: dict[Placement, list[ImuBatch]] = {}
+    for b in batches:
+        grouped.setdefault(b.placement, []).append(b)
+    return {
+        p: SensorSeries(
+            p,
+            np.concatenate([b.t for b in bs]),
+            np.concatenate([b.acc for b in bs]),
+            np.concatenate([b.gyro for b in bs]),
+        )
+        for p, bs in grouped.items()
+    }
+
+
+def analyze(
+    series: Mapping[Placement, SensorSeries],
+    batches: Iterable[ImuBatch],
+    *,
+    neutral: tuple[float, float] | None = None,
+    functional: FunctionalArg = "auto",
+    offline: bool = False,
+    estimator: str = "vqf",
+    nominal_rate_hz: float | Mapping[Placement, float] | None = None,
+    rig_settings: RigSettings | None = None,
+) -> AnalysisResult:
+    """Calibrate on the windows, then run the pipeline over ``batches`` (the same data, in order).
+
+    Args:
+        series: each sensor's whole recording (for calibration and offline estimation).
+        batches: the same samples as batches in time order (what a live source would deliver).
+        neutral: still upright window (s); default the first 10 s.
+        functional: window of forward bends / cat-camel reps, "auto" to find it, None for none.
+        offline: use the forward–backward offline VQF instead of the streaming estimator.
+        estimator: "vqf" or "complementary" (streaming only).
+        nominal_rate_hz: nominal rate per sensor; default: measured from each sensor's timestamps.
+        rig_settings: output grid and gap rules.
+    """
+    if not series:
+        raise InputError("no sensor data")
+    start = min(float(s.t[0]) for s in series.values())
+    window = neutral if neutral is not None else (start, start + DEFAULT_NEUTRAL_S)
+    data = {p.value: (s.t, s.acc, s.gyro) for p, s in series.items()}
+    calibration = calibrate_rig(data, neutral=window, functional=functional)
+    rates = nominal_rate_hz if nominal_rate_hz is not None else {p: _measured_rate(s.t) for p, s in series.items()}
+    events = _calibration_events(window, calibration)
+    if offline:
+        frame = _offline(series, calibration, rates, rig_settings)
+    else:
+        pipeline = SpinePipeline(calibration, estimator=estimator, nominal_rate_hz=rates, rig_settings=rig_settings)
+        frames = [pipeline.process(b) for b in batches]
+        frames.append(pipeline.flush())
+        frame = concat_frames(frames)
+    return AnalysisResult(frame, calibration, events)
+
+
+def analyze_recording(recording: ImuRecording, **kwargs: object) -> AnalysisResult:
+    """:func:`analyze` on a CSV recording (fed in 0.5 s blocks, sensors interleaved)."""
+    return analyze(recording.series, recording.batches(), **kwargs)  # type: ignore[arg-type]
+
+
+def analyze_batches(batches: Sequence[ImuBatch], **kwargs: object) -> AnalysisResult:
+    """:func:`analyze` on live-like batches (e.g. a simulator's notifications)."""
+    return analyze(_series_from_batches(batches), batches, **kwargs)  # type: ignore[arg-type]
+
+
+def _measured_rate(t: FloatArray) -> float:
+    if len(t) < 2:
+        raise InputError("a sensor has fewer than two samples")
+    return float(1.0 / np.median(np.diff(t)))
+
+
+def _offline(
+    series: Mapping[Placement, SensorSeries],
+    calibration: RigCalibration,
+    rates: float | Mapping[Placement, float],
+    rig_settings: RigSettings | None,
+) -> SpineFrame:
+    rig = Rig(tuple(series), rig_settings)
+    for placement, s in series.items():
+        cal = calibration.sensors[placement.value]
+        rate = rates if isinstance(rates, float | int) else rates[placement]
+        out = offline_up(
+            s.t,
+            cal.correct_acc(s.acc),
+            s.gyro,
+            nominal_rate_hz=float(rate),
+            gyro_bias_radps=np.asarray(cal.gyro_bias_radps, dtype=np.float64),
+        )
+        rig.push(SensorAngles(f"offline-{placement.value}", placement, out.t, cal.inclination_deg(out.up), out.rest))
+    return rig.flush()
+
+
+def _calibration_events(neutral: tuple[float, float], calibration: RigCalibration) -> list[Event]:
+    events = [Event("neutral", neutral[0], neutral[1])]
+    window = calibration.functional_window
+    if window is not None:
+        events.append(Event("functional", window[0], window[1]))
+    return events
+
+
+def write_angle_csv(path: Path, frame: SpineFrame, posture: Sequence[str] | None = None) -> None:
+    """The DESIGN §6 angle CSV: empty cells where an angle is not available."""
+    n = len(frame.t)
+    labels = list(posture) if posture is not None else ["unknown"] * n
+    cols: list[FloatArray | None] = [
+        frame.thoracic_flexion_deg,
+        frame.lumbar_flexion_deg,
+        frame.trunk_flexion_deg,
+        frame.pelvis_tilt_deg,
+    ]
+    extra = frame.spine_flexion_deg
+
+    def cell(col: FloatArray | None, i: int) -> str:
+        if col is None or not math.isfinite(col[i]):
+            return ""
+        return f"{col[i]:.3f}"
+
+    with path.open("w", encoding="utf-8", newline="\n") as fh:
+        fh.write(",".join((*ANGLE_COLUMNS, "spine_flexion_deg")) + "\n")
+        for i in range(n):
+            fh.write(
+                f"{frame.t[i]:.4f},{cell(cols[0], i)},{cell(cols[1], i)},{cell(cols[2], i)},{cell(cols[3], i)},"
+                f"{labels[i]},{cell(extra, i)}\n"
+            )
+
+
+def write_events_json(path: Path, events: Sequence[Event], **extra: JsonValue) -> None:
+    """The DESIGN §6 events JSON (``{"events": [...]}`` plus optional extra keys)."""
+    doc: dict[str, JsonValue] = {"events": [e.to_json() for e in events]}
+    doc.update(extra)
+    path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")

@@ -1,0 +1,1162 @@
+"""Per-sensor 6D orientation: world "up" in sensor axes from accelerometer + gyroscope.
+
+Two estimators share one interface (:class:`Estimator`) and one stream front end:
+
+- :class:`VqfEstimator` wraps ``vqf.VQF`` (Laidig & Seel 2023, 6D, no magnetometer), fed with
+  ``updateBatch`` and its state carried across calls. Its bias and rest parameters were chosen from
+  measurements on the simulator (docs/pipeline-orientation.md): the gyro bias is seeded from the
+  still neutral capture and VQF's *rest*-based bias learning is switched off, because VQF's rest
+  detector looks at the deviation of the rate from its own 0.5 s low-pass, so a slow, smooth seated
+  posture change (1–3 °/s for 5–20 s) passes for rest and is learnt as bias (5× the error on the
+  desk and 2 h sessions). Bias estimation during motion (from the accelerometer corrections) stays
+  on, trusted more (``biasSigmaMotion`` 0.05 °/s), with the bias clip raised from 2 to 5 °/s so
+  that a zero-rate offset of several σ of the datasheet's 1 °/s fits. Samples with
+  ``| |a| − g |`` > 1 m/s² do not correct the inclination (halves the error while walking).
+- :class:`ComplementaryEstimator` (numpy/scipy only): the gyroscope carries the sensor orientation
+  relative to an inertial frame; the accelerometer direction, expressed in that frame, is low-passed
+  with a first-order filter (time constant ``tau_s``) and gives "up". This is the classic
+  complementary filter written so that its recursion is linear (scipy ``lfilter``), gated off when
+  ``| |a| − g |`` is large. No online bias estimation (the seed is used). The benchmark's comparison.
+
+The front end (:class:`StreamSettings`), shared by both, is what makes them usable on real streams:
+
+- **Sample period** from the sensor's own timestamps, never the nominal rate: a least-squares line
+  of ``t`` against the sample index (from ``seq`` when given, so lost samples do not bend it) over
+  blocks of 1 s, the last 10 min, per stream segment, with one robust pass, refitted every 10 s.
+  The first 10 s of a segment are left out (host clock mappers are still converging,
+  docs/clock.md); until 30 s of usable span exist, the median step of the latest block is used.
+  The fusion filter runs at the measured period and is rebuilt (state carried) when the estimate
+  moves more than ``rebuild_threshold_ppm`` (50 ppm) from the period it runs at. The decisions
+  happen at block ends, counted in samples, so they do not depend on how the stream is cut.
+- **Gaps** from ``seq`` when present (a missing counter value), else from ``t`` (a step > 1.5
+  periods). By the time without samples:
+
+  * ≤ ``max_interpolated_gap_s`` (0.5 s; e.g. 0.1 s, lost BLE notifications): the missing samples
+    are interpolated linearly and fed, so the gyroscope keeps integrating; no visible effect.
+  * ≤ ``reinit_gap_s`` (10 s; e.g. 2 s): the body may have moved by tens of degrees, so the
+    inclination is taken from the accelerometer again (the filter's start-up averaging over
+    ``tauAcc`` in the gyro-tracked frame); gyro integration, bias estimate and its covariance,
+    rest detection carry on.
+  * longer (e.g. 60 s, a reconnect): everything restarts except the gyro bias estimate and its
+    uncertainty.
+- **Rate changes** (a sensor reconfigured from 100 to 52 Hz): when the median step of the last 9
+  samples is more than 25 % off the current period, the filter is rebuilt at the new period at
+  once and the period estimate restarts. Clock-mapper slews (runs of ≤ 3 short steps) never
+  trigger it. Without ``seq`` the few samples before detection count as small gaps.
+- **Saturation**: a sample with an accelerometer axis above 90 % of ``acc_range_mps2`` (16 g) or a
+  gyro axis above 90 % of ``gyro_range_radps`` (2000 °/s) is counted (:attr:`saturated_count`) and
+  never used for the accelerometer correction. After a saturated gyro reading the inclination is
+  re-taken from the accelerometer as after a medium gap: the clipped rate lost an unknown turn.
+- **Bad samples**: a row with a NaN/inf, or whose time does not increase, is not fed; its output
+  is NaN and it is counted in :attr:`invalid_count`.
+- **Rest**: the same detector for both estimators: |ω − seeded bias| < 2 °/s and
+  ``| |a| − g |`` < 0.5 m/s² for at least 1.5 s (VQF's default thresholds, on the absolute rate);
+  re-earned after every gap of more than 0.5 s.
+
+Chunk invariance: one stream processed whole or in chunks of any size (including 1 sample) gives
+the same output (VQF: bit for bit; complementary: to rounding, its gyro integration is a prefix
+scan whose tree depends on the batch length). Tested at 1e-9.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import vqf
+from numpy.typing import NDArray
+from scipy import signal
+
+from sensorhub.errors import InputError
+from sensorhub.model import GRAVITY_MPS2, FloatArray, IntArray
+
+__all__ = [
+    "ComplementaryEstimator",
+    "ComplementarySettings",
+    "Estimator",
+    "EstimatorOutput",
+    "StreamSettings",
+    "VqfEstimator",
+    "VqfSettings",
+    "make_estimator",
+    "offline_up",
+]
+
+_DEG = math.pi / 180.0
+_REFIT_BLOCKS = 10  # least-squares refit of the period every 10 blocks (10 s)
+BoolArray = NDArray[np.bool_]
+
+
+@dataclass(frozen=True, slots=True)
+class EstimatorOutput:
+    """Orientation estimates for a block of samples.
+
+    Attributes:
+        t: (N,) sample times (s), as given.
+        up: (N, 3) unit vector of world up (+z, against gravity) in the sensor frame, i.e.
+            ``R_sensor→worldᵀ e_z``; NaN rows for samples that could not be used.
+        rest: (N,) True where the sensor is judged to be at rest.
+    """
+
+    t: FloatArray
+    up: FloatArray
+    rest: BoolArray
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+
+class Estimator(Protocol):
+    """A streaming per-sensor orientation estimator (see module docs)."""
+
+    name: str
+
+    def process(
+        self, t: FloatArray, acc_mps2: FloatArray, gyro_radps: FloatArray, seq: IntArray | None = None
+    ) -> EstimatorOutput:
+        """Feed the next samples of one sensor; returns one estimate per input sample."""
+        ...
+
+    def set_gyro_bias(self, bias_radps: FloatArray) -> None:
+        """Seed the gyroscope bias (rad/s, sensor frame), e.g. from the still neutral capture."""
+        ...
+
+    @property
+    def gyro_bias_radps(self) -> FloatArray:
+        """Current gyroscope bias estimate (3,), rad/s."""
+        ...
+
+    @property
+    def period_s(self) -> float:
+        """Current measured sample period (s)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSettings:
+    """How the estimators treat the stream: period, gaps, rate changes, saturation, rest.
+
+    Attributes:
+        max_interpolated_gap_s: gaps (time without samples) up to this are bridged by linear
+            interpolation of the missing samples.
+        reinit_gap_s: gaps longer than this re-initialise the inclination from the accelerometer.
+        acc_range_mps2: accelerometer full scale (default ±16 g).
+        gyro_range_radps: gyroscope full scale (default ±2000 °/s).
+        saturation_fraction: a reading above this fraction of full scale counts as saturated.
+        rate_change_tolerance: relative difference of the recent median step from the current
+            period that means the sensor's rate was changed.
+        rate_window: samples in that median (odd).
+        period_block_s: block length of the period fit (s of samples).
+        period_window_s: span of the period fit (s).
+        period_settle_s: seconds at the start of each stream segment the period fit leaves out.
+        period_min_span_s: usable span the least-squares fit needs before it replaces the median step.
+        rebuild_threshold_ppm: rebuild the fusion filter when the measured period moves this far.
+        rest_gyro_dps: rest needs |ω − bias| below this.
+        rest_acc_mps2: rest needs ``| |a| − g |`` below this.
+        rest_min_s: ... for at least this long.
+    """
+
+    max_interpolated_gap_s: float = 0.5
+    reinit_gap_s: float = 10.0
+    acc_range_mps2: float = 16.0 * GRAVITY_MPS2
+    gyro_range_radps: float = 2000.0 * _DEG
+    saturation_fraction: float = 0.9
+    rate_change_tolerance: float = 0.25
+    rate_window: int = 9
+    period_block_s: float = 1.0
+    period_window_s: float = 600.0
+    period_settle_s: float = 10.0
+    period_min_span_s: float = 30.0
+    rebuild_threshold_ppm: float = 50.0
+    rest_gyro_dps: float = 2.0
+    rest_acc_mps2: float = 0.5
+    rest_min_s: float = 1.5
+
+    def __post_init__(self) -> None:
+        positive = {
+            "max_interpolated_gap_s": self.max_interpolated_gap_s,
+            "reinit_gap_s": self.reinit_gap_s,
+            "acc_range_mps2": self.acc_range_mps2,
+            "gyro_range_radps": self.gyro_range_radps,
+            "saturation_fraction": self.saturation_fraction,
+            "rate_change_tolerance": self.rate_change_tolerance,
+            "period_block_s": self.period_block_s,
+            "period_window_s": self.period_window_s,
+            "rebuild_threshold_ppm": self.rebuild_threshold_ppm,
+            "rest_gyro_dps": self.rest_gyro_dps,
+            "rest_acc_mps2": self.rest_acc_mps2,
+        }
+        non_negative = {
+            "period_settle_s": self.period_settle_s,
+            "period_min_span_s": self.period_min_span_s,
+            "rest_min_s": self.rest_min_s,
+        }
+        for key, value in positive.items():
+            if not (math.isfinite(value) and value > 0):
+                raise InputError(f"stream setting {key} must be a positive number, got {value!r}")
+        for key, value in non_negative.items():
+            if not (math.isfinite(value) and value >= 0):
+                raise InputError(f"stream setting {key} must be ≥ 0, got {value!r}")
+        if self.reinit_gap_s < self.max_interpolated_gap_s:
+            raise InputError("stream setting reinit_gap_s must be ≥ max_interpolated_gap_s")
+        if self.rate_window < 3 or self.rate_window % 2 == 0:
+            raise InputError(f"stream setting rate_window must be an odd number ≥ 3, got {self.rate_window!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class VqfSettings:
+    """VQF parameters (names of ``vqf.VQF`` in brackets) and the bias seed's uncertainty.
+
+    Defaults are the measured choice (docs/pipeline-orientation.md); VQF's own defaults differ in
+    ``rest_bias_est`` (True), ``bias_clip_dps`` (2), ``bias_sigma_motion_dps`` (0.1) and have no
+    accelerometer gate.
+
+    Attributes:
+        tau_acc_s: accelerometer low-pass time constant [tauAcc].
+        motion_bias_est: estimate the gyro bias during motion [motionBiasEstEnabled].
+        rest_bias_est: estimate the gyro bias during detected rest [restBiasEstEnabled].
+        bias_sigma_init_dps: initial bias uncertainty without a seed [biasSigmaInit].
+        bias_forgetting_time_s: time for the bias uncertainty to grow by 0.1 °/s [biasForgettingTime].
+        bias_clip_dps: largest bias VQF accepts [biasClip].
+        bias_sigma_motion_dps: converged bias uncertainty in motion [biasSigmaMotion].
+        bias_vertical_forgetting_factor: decay of the unobservable vertical bias [biasVerticalForgettingFactor].
+        bias_sigma_rest_dps: converged bias uncertainty at rest [biasSigmaRest].
+        rest_min_s: [restMinT].
+        rest_filter_tau_s: [restFilterTau].
+        rest_th_gyr_dps: [restThGyr].
+        rest_th_acc_mps2: [restThAcc].
+        bias_seed_sigma_dps: uncertainty given to VQF with a seeded bias (``set_gyro_bias``).
+        acc_gate_mps2: samples with ``| |a| − g |`` above this do not update the accelerometer part
+            of VQF (fed as all-zero, which VQF skips); None: every sample does. Streaming only:
+            ``offline_up`` cannot gate single samples.
+    """
+
+    tau_acc_s: float = 3.0
+    motion_bias_est: bool = True
+    rest_bias_est: bool = False
+    bias_sigma_init_dps: float = 0.5
+    bias_forgetting_time_s: float = 100.0
+    bias_clip_dps: float = 5.0
+    bias_sigma_motion_dps: float = 0.05
+    bias_vertical_forgetting_factor: float = 1e-4
+    bias_sigma_rest_dps: float = 0.03
+    rest_min_s: float = 1.5
+    rest_filter_tau_s: float = 0.5
+    rest_th_gyr_dps: float = 2.0
+    rest_th_acc_mps2: float = 0.5
+    bias_seed_sigma_dps: float = 0.1
+    acc_gate_mps2: float | None = 1.0
+
+    def __post_init__(self) -> None:
+        if self.acc_gate_mps2 is not None and not (math.isfinite(self.acc_gate_mps2) and self.acc_gate_mps2 > 0):
+            raise InputError(f"VQF setting acc_gate_mps2 must be a positive number or None, got {self.acc_gate_mps2!r}")
+        for key in (
+            "tau_acc_s",
+            "bias_sigma_init_dps",
+            "bias_forgetting_time_s",
+            "bias_clip_dps",
+            "bias_sigma_motion_dps",
+            "bias_vertical_forgetting_factor",
+            "bias_sigma_rest_dps",
+            "rest_filter_tau_s",
+            "rest_th_gyr_dps",
+            "rest_th_acc_mps2",
+            "bias_seed_sigma_dps",
+        ):
+            value = getattr(self, key)
+            if not (math.isfinite(value) and value > 0):
+                raise InputError(f"VQF setting {key} must be a positive number, got {value!r}")
+        if not (math.isfinite(self.rest_min_s) and self.rest_min_s >= 0):
+            raise InputError(f"VQF setting rest_min_s must be ≥ 0, got {self.rest_min_s!r}")
+
+    def vqf_params(self) -> dict[str, float | bool]:
+        """Keyword arguments for ``vqf.VQF`` / ``params`` for ``vqf.offlineVQF`` (6D: no magnetometer)."""
+        return {
+            "tauAcc": self.tau_acc_s,
+            "motionBiasEstEnabled": self.motion_bias_est,
+            "restBiasEstEnabled": self.rest_bias_est,
+            "magDistRejectionEnabled": False,
+            "biasSigmaInit": self.bias_sigma_init_dps,
+            "biasForgettingTime": self.bias_forgetting_time_s,
+            "biasClip": self.bias_clip_dps,
+            "biasSigmaMotion": self.bias_sigma_motion_dps,
+            "biasVerticalForgettingFactor": self.bias_vertical_forgetting_factor,
+            "biasSigmaRest": self.bias_sigma_rest_dps,
+            "restMinT": self.rest_min_s,
+            "restFilterTau": self.rest_filter_tau_s,
+            "restThGyr": self.rest_th_gyr_dps,
+            "restThAcc": self.rest_th_acc_mps2,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ComplementarySettings:
+    """Parameters of :class:`ComplementaryEstimator`.
+
+    Attributes:
+        tau_s: time constant of the accelerometer correction (s).
+        gate_mps2: the accelerometer does not correct while ``| |a| − g |`` exceeds this.
+    """
+
+    tau_s: float = 3.0
+    gate_mps2: float = 1.0
+
+    def __post_init__(self) -> None:
+        for key in ("tau_s", "gate_mps2"):
+            value = getattr(self, key)
+            if not (math.isfinite(value) and value > 0):
+                raise InputError(f"complementary setting {key} must be a positive number, got {value!r}")
+
+
+# -- small vector helpers ---------------------------------------------------------------------
+
+
+def _up_from_quat(q: FloatArray) -> FloatArray:
+    """World z in sensor axes (third row of R) for quaternions [w, x, y, z] rotating sensor → world."""
+    w, x, y, z = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
+    return np.stack([2.0 * (x * z - w * y), 2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y)], axis=1)
+
+
+def _quat_mul(a: FloatArray, b: FloatArray) -> FloatArray:
+    """Hamilton product of quaternion rows [w, x, y, z] (broadcasting)."""
+    aw, ax, ay, az = a[..., 0], a[..., 1], a[..., 2], a[..., 3]
+    bw, bx, by, bz = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+    return np.stack(
+        [
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ],
+        axis=-1,
+    )
+
+
+def _rotation_matrices(q: FloatArray) -> FloatArray:
+    """(N, 3, 3) rotation matrices of unit quaternions [w, x, y, z]."""
+    w, x, y, z = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
+    return np.stack(
+        [
+            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], axis=1),
+            np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], axis=1),
+            np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], axis=1),
+        ],
+        axis=1,
+    )
+
+
+def _normalize_rows(v: FloatArray) -> FloatArray:
+    n = np.linalg.norm(v, axis=1, keepdims=True)
+    out: FloatArray = v / np.where(n > 0, n, 1.0)
+    return out
+
+
+def _saturated(acc: FloatArray, gyro: FloatArray, s: StreamSettings) -> tuple[BoolArray, BoolArray]:
+    acc_sat = np.abs(acc).max(axis=1) > s.saturation_fraction * s.acc_range_mps2
+    gyro_sat = np.abs(gyro).max(axis=1) > s.saturation_fraction * s.gyro_range_radps
+    return acc_sat, gyro_sat
+
+
+def _check_inputs(
+    t: FloatArray, acc: FloatArray, gyro: FloatArray, seq: IntArray | None
+) -> tuple[FloatArray, FloatArray, FloatArray, IntArray | None]:
+    tt = np.asarray(t, dtype=np.float64)
+    aa = np.asarray(acc, dtype=np.float64)
+    gg = np.asarray(gyro, dtype=np.float64)
+    if tt.ndim != 1:
+        raise InputError(f"t must have shape (N,), got {tt.shape}")
+    n = len(tt)
+    if aa.shape != (n, 3) or gg.shape != (n, 3):
+        raise InputError(f"acc_mps2 and gyro_radps must have shape ({n}, 3), got {aa.shape} and {gg.shape}")
+    ss: IntArray | None = None
+    if seq is not None:
+        ss = np.asarray(seq, dtype=np.int64)
+        if ss.shape != (n,):
+            raise InputError(f"seq must have shape ({n},), got {ss.shape}")
+    return tt, aa, gg, ss
+
+
+# -- the shared stream front end --------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _PeriodFit:
+    """Block means of (sample index, time) for the measured sample period."""
+
+    block_len: int
+    max_blocks: int
+    blocks: deque[tuple[float, float, int, bool]] = field(default_factory=deque)
+    n_parts: list[FloatArray] = field(default_factory=list)
+    t_parts: list[FloatArray] = field(default_factory=list)
+    step_parts: list[FloatArray] = field(default_factory=list)
+    count: int = 0
+    closed: int = 0
+    fitted: bool = False
+
+    def clear(self, block_len: int) -> None:
+        self.block_len = block_len
+        self.blocks.clear()
+        self.n_parts.clear()
+        self.t_parts.clear()
+        self.step_parts.clear()
+        self.count = 0
+        self.closed = 0
+        self.fitted = False
+
+
+class _StreamEstimator:
+    """Front end shared by both estimators; subclasses implement the fusion (`_fuse` & co.)."""
+
+    name = "base"
+
+    def __init__(self, nominal_rate_hz: float, stream: StreamSettings | None) -> None:
+        if not (isinstance(nominal_rate_hz, int | float) and math.isfinite(nominal_rate_hz) and nominal_rate_hz > 0):
+            raise InputError(f"nominal rate must be a positive number of Hz, got {nominal_rate_hz!r}")
+        self.stream = stream or StreamSettings()
+        self.nominal_rate_hz = float(nominal_rate_hz)
+        self._period = 1.0 / self.nominal_rate_hz  # measured
+        self._filter_period = self._period  # what the fusion runs at
+        self._seed_bias: FloatArray = np.zeros(3)
+        self._started = False
+        self._last_t = -math.inf
+        self._last_seq: int | None = None
+        self._last_acc: FloatArray = np.zeros(3)
+        self._last_gyro: FloatArray = np.zeros(3)
+        self._n = 0  # own sample index (counts missing samples too)
+        self._pending_reinit = False  # after a clipped gyro reading
+        self._recent_steps: FloatArray = np.full(self.stream.rate_window - 1, self._period)
+        self._segment = 0
+        self._segment_start_t = 0.0
+        self._fit = _PeriodFit(self._block_len(), self._max_blocks())
+        self._last_motion_t = -math.inf
+        self._counts = {"saturated": 0, "invalid": 0, "gaps": 0, "missing": 0, "rate_changes": 0, "reinits": 0}
+
+    # -- public -------------------------------------------------------------------------------
+
+    @property
+    def period_s(self) -> float:
+        """Current measured sample period (s)."""
+        return self._period
+
+    @property
+    def filter_period_s(self) -> float:
+        """Sample period the fusion filter currently runs at (s)."""
+        return self._filter_period
+
+    @property
+    def saturated_count(self) -> int:
+        """Samples with an axis near full scale (not used for the accelerometer correction)."""
+        return self._counts["saturated"]
+
+    @property
+    def invalid_count(self) -> int:
+        """Samples dropped for NaN/inf values or a time that did not increase."""
+        return self._counts["invalid"]
+
+    @property
+    def gap_count(self) -> int:
+        """Gaps seen (one or more missing samples in a row)."""
+        return self._counts["gaps"]
+
+    @property
+    def missing_count(self) -> int:
+        """Samples missing in those gaps."""
+        return self._counts["missing"]
+
+    @property
+    def rate_change_count(self) -> int:
+        """Sample-rate changes detected."""
+        return self._counts["rate_changes"]
+
+    @property
+    def reinit_count(self) -> int:
+        """Re-initialisations of the inclination after long gaps."""
+        return self._counts["reinits"]
+
+    def set_gyro_bias(self, bias_radps: FloatArray) -> None:
+        """Seed the gyroscope bias (3,) rad/s, sensor frame, e.g. from the still neutral capture.
+
+        Raises:
+            InputError: when it is not three finite numbers.
+        """
+        bias = np.asarray(bias_radps, dtype=np.float64).reshape(-1)
+        if bias.shape != (3,) or not np.all(np.isfinite(bias)):
+            raise InputError(f"gyro bias must be three finite numbers in rad/s, got {bias_radps!r}")
+        self._seed_bias = bias.copy()
+        self._seed_fusion_bias(bias)
+
+    def process(
+        self, t: FloatArray, acc_mps2: FloatArray, gyro_radps: FloatArray, seq: IntArray | None = None
+    ) -> EstimatorOutput:
+        """Feed the next samples of this sensor.
+
+        Args:
+            t: (N,) sample times, s (host clock), increasing.
+            acc_mps2: (N, 3) specific force, m/s², sensor frame.
+            gyro_radps: (N, 3) angular rate, rad/s, sensor frame.
+            seq: (N,) the device's sample counter, or None.
+
+        Returns:
+            One estimate per input sample; NaN ``up`` for samples that were dropped.
+
+        Raises:
+            InputError: on arrays of the wrong shape.
+        """
+        tt, aa, gg, ss = _check_inputs(t, acc_mps2, gyro_radps, seq)
+        n = len(tt)
+        if n == 0:
+            return EstimatorOutput(tt, np.empty((0, 3)), np.zeros(0, dtype=bool))
+        if (
+            tt[0] > self._last_t
+            and np.isfinite(aa.sum() + gg.sum() + tt[-1])
+            and (n == 1 or bool(np.all(tt[1:] > tt[:-1])))
+        ):  # the usual case: every sample usable
+            up_all, breaks = self._run(tt, aa, gg, ss)
+            return EstimatorOutput(tt, up_all, self._rest(tt, aa, gg, breaks))
+        up = np.full((n, 3), np.nan)
+        rest = np.zeros(n, dtype=bool)
+        finite = np.isfinite(tt) & np.isfinite(aa).all(axis=1) & np.isfinite(gg).all(axis=1)
+        prev_max = np.maximum.accumulate(np.concatenate(([self._last_t], np.where(finite, tt, -math.inf))))[:-1]
+        valid = finite & (tt > prev_max)
+        self._counts["invalid"] += int(n - np.count_nonzero(valid))
+        idx = np.flatnonzero(valid)
+        if len(idx) == 0:
+            return EstimatorOutput(tt, up, rest)
+        up_v, still_breaks = self._run(tt[idx], aa[idx], gg[idx], None if ss is None else ss[idx])
+        up[idx] = up_v
+        rest[idx] = self._rest(tt[idx], aa[idx], gg[idx], still_breaks)
+        return EstimatorOutput(tt, up, rest)
+
+    # -- fusion hooks (subclasses) --------------------------------------------------------------
+
+    def _fuse(self, acc: FloatArray, gyro: FloatArray, acc_ok: BoolArray | None) -> FloatArray:
+        """Run the fusion over consecutive samples; returns (M, 3) up in sensor axes."""
+        raise NotImplementedError
+
+    def _set_filter_period(self, period_s: float) -> None:
+        self._filter_period = period_s
+
+    def _reinit(self, *, full: bool) -> None:
+        """Take the inclination from the accelerometer again; ``full`` also restarts everything else
+        but the gyro bias estimate."""
+        raise NotImplementedError
+
+    def _seed_fusion_bias(self, bias_radps: FloatArray) -> None:
+        raise NotImplementedError
+
+    # -- the stream walk ------------------------------------------------------------------------
+
+    def _block_len(self) -> int:
+        return max(2, round(self.stream.period_block_s / self._period))
+
+    def _max_blocks(self) -> int:
+        return max(2, math.ceil(self.stream.period_window_s / self.stream.period_block_s))
+
+    def _run(
+        self, t: FloatArray, acc: FloatArray, gyro: FloatArray, seq: IntArray | None
+    ) -> tuple[FloatArray, BoolArray]:
+        """Walk the valid samples: plain runs go to the fusion whole, special samples one by one."""
+        s = self.stream
+        m = len(t)
+        up = np.empty((m, 3))
+        breaks = np.zeros(m, dtype=bool)  # samples after which rest must be re-earned
+        t_prev = np.concatenate(([self._last_t], t[:-1]))
+        dt = t - t_prev
+        if seq is not None:
+            s_prev = np.concatenate(([self._last_seq if self._last_seq is not None else seq[0] - 1], seq[:-1]))
+            ds = seq - s_prev
+            # A counter that went back or leapt implausibly far (device reset, wrap) says nothing.
+            seq_ok = (ds >= 1) & (ds <= np.maximum(2, 4 * dt / self._period + 2))
+            if self._last_seq is None:
+                seq_ok[0] = False
+        else:
+            ds = np.ones(m, dtype=np.int64)
+            seq_ok = np.zeros(m, dtype=bool)
+        steps = np.where(seq_ok, dt / np.where(seq_ok, ds, 1), dt)
+        if not self._started:
+            steps[0] = self._period
+        history = np.concatenate((self._recent_steps, steps))  # sample i's window: history[i : i + W]
+        self._recent_steps = history[-(s.rate_window - 1) :].copy()
+        acc_sat, gyro_sat = _saturated(acc, gyro, s)
+        plain_seq = seq_ok & (ds == 1)
+
+        i = 0
+        while i < m:
+            fit = self._fit
+            stop = min(m, i + fit.block_len - fit.count)
+            # Special samples, judged with the period as it stands now (it only changes at them).
+            P = self._period
+            gap = np.where(seq_ok[i:stop], ~plain_seq[i:stop], dt[i:stop] > 1.5 * P)
+            rate = self._rate_flags(history[i : stop + s.rate_window - 1])
+            special = gap | rate | acc_sat[i:stop] | gyro_sat[i:stop]
+            if not self._started:
+                special[0] = True
+            j = i + int(np.argmax(special)) if special.any() else stop
+            if self._pending_reinit and not gyro_sat[i]:
+                j = i
+            if j > i:
+                up[i:j] = self._fuse(acc[i:j], gyro[i:j], None)
+                n_new = self._n + np.arange(1, j - i + 1)
+                self._n += j - i
+                self._add_to_block(n_new.astype(np.float64), t[i:j], steps[i:j])
+                self._remember(t[j - 1], None if seq is None else int(seq[j - 1]), acc[j - 1], gyro[j - 1])
+                i = j
+            else:
+                up[i] = self._special(
+                    t[i],
+                    acc[i],
+                    gyro[i],
+                    None if seq is None else int(seq[i]),
+                    bool(seq_ok[i]),
+                    int(ds[i]),
+                    float(dt[i]),
+                    float(steps[i]),
+                    history[i : i + s.rate_window],
+                    bool(acc_sat[i] or gyro_sat[i]),
+                    bool(gyro_sat[i]),
+                    breaks,
+                    i,
+                )
+                i += 1
+            if self._fit.count >= self._fit.block_len:
+                self._close_block()
+        return up, breaks
+
+    def _rate_flags(self, steps: FloatArray) -> BoolArray:
+        """Per sample: is the median of its window of steps more than the tolerance off the period?
+
+        The median of W (odd) values exceeds c exactly when at least (W + 1) / 2 of them do, so
+        counts over a sliding window decide it without sorting (and usually nothing is off at all).
+        """
+        w = self.stream.rate_window
+        n = len(steps) - w + 1
+        ratio = steps / self._period
+        tol = self.stream.rate_change_tolerance
+        high = ratio > 1.0 + tol
+        low = ratio < 1.0 - tol
+        if not (high.any() or low.any()):
+            return np.zeros(n, dtype=bool)
+        need = (w + 1) // 2
+        ch = np.concatenate(([0], np.cumsum(high)))
+        cl = np.concatenate(([0], np.cumsum(low)))
+        out: BoolArray = ((ch[w:] - ch[:n]) >= need) | ((cl[w:] - cl[:n]) >= need)
+        return out
+
+    def _special(
+        self,
+        t: float,
+        acc: FloatArray,
+        gyro: FloatArray,
+        seq: int | None,
+        seq_ok: bool,
+        ds: int,
+        dt: float,
+        step: float,
+        window: FloatArray,
+        saturated: bool,
+        gyro_saturated: bool,
+        breaks: BoolArray,
+        i: int,
+    ) -> FloatArray:
+        """One sample that starts the stream, ends a gap, changes the rate or is saturated."""
+        s = self.stream
+        fill_acc = np.empty((0, 3))
+        fill_gyro = np.empty((0, 3))
+        advance = 1
+        if not self._started:
+            self._started = True
+            self._segment_start_t = t
+            breaks[i] = True  # rest has to be earned from the first sample on
+        else:
+            median_step = float(np.median(window))
+            if abs(median_step / self._period - 1.0) > s.rate_change_tolerance:
+                self._counts["rate_changes"] += 1
+                self._period = median_step
+                self._set_filter_period(median_step)
+                self._new_segment(t, clear=True)
+            advance = ds if seq_ok else max(1, round(dt / self._period))
+            missing = advance - 1
+            if missing > 0:
+                gap_s = dt - self._period
+                self._counts["gaps"] += 1
+                self._counts["missing"] += missing
+                if gap_s <= s.max_interpolated_gap_s:
+                    w = (np.arange(1, missing + 1) / (missing + 1))[:, None]
+                    fill_acc = self._last_acc + w * (acc - self._last_acc)
+                    fill_gyro = self._last_gyro + w * (gyro - self._last_gyro)
+                else:
+                    self._counts["reinits"] += 1
+                    self._reinit(full=gap_s > s.reinit_gap_s)
+                    self._pending_reinit = False
+                    breaks[i] = True
+                if gap_s > s.reinit_gap_s or (not seq_ok and gap_s > 1.0):
+                    # Across a long gap the clock mapper may re-anchor; without a counter the index
+                    # of the next sample is uncertain. Either way the old line no longer applies.
+                    self._new_segment(t, clear=False)
+        if saturated:
+            self._counts["saturated"] += 1
+        if gyro_saturated:
+            self._pending_reinit = True
+            breaks[i] = True
+        elif self._pending_reinit:
+            # The clipped rate turned the orientation by an unknown amount: re-take the inclination.
+            self._counts["reinits"] += 1
+            self._reinit(full=False)
+            self._pending_reinit = False
+        acc_all = np.vstack((fill_acc, acc[None, :]))
+        gyro_all = np.vstack((fill_gyro, gyro[None, :]))
+        acc_ok = np.ones(len(acc_all), dtype=bool)
+        acc_ok[-1] = not saturated
+        up = self._fuse(acc_all, gyro_all, acc_ok)
+        self._n += advance
+        self._add_to_block(np.array([float(self._n)]), np.array([t]), np.array([step]))
+        self._remember(t, seq, acc, gyro)
+        last: FloatArray = up[-1]
+        return last
+
+    def _remember(self, t: float, seq: int | None, acc: FloatArray, gyro: FloatArray) -> None:
+        self._last_t = float(t)
+        self._last_seq = seq
+        self._last_acc = np.array(acc, dtype=np.float64)
+        self._last_gyro = np.array(gyro, dtype=np.float64)
+
+    # -- measured period ------------------------------------------------------------------------
+
+    def _new_segment(self, t: float, *, clear: bool) -> None:
+        self._segment += 1
+        self._segment_start_t = t
+        fit = self._fit
+        if clear:
+            fit.clear(self._block_len())
+        else:
+            fit.n_parts.clear()
+            fit.t_parts.clear()
+            fit.step_parts.clear()
+            fit.count = 0
+
+    def _add_to_block(self, n: FloatArray, t: FloatArray, steps: FloatArray) -> None:
+        fit = self._fit
+        fit.n_parts.append(n)
+        fit.t_parts.append(t)
+        fit.step_parts.append(steps)
+        fit.count += len(n)
+
+    def _close_block(self) -> None:
+        fit = self._fit
+        n = np.concatenate(fit.n_parts)
+        t = np.concatenate(fit.t_parts)
+        steps = np.concatenate(fit.step_parts)
+        usable = bool(t[0] >= self._segment_start_t + self.stream.period_settle_s)
+        fit.blocks.append((float(np.mean(n)), float(np.mean(t)), self._segment, usable))
+        while len(fit.blocks) > fit.max_blocks:
+            fit.blocks.popleft()
+        fit.n_parts.clear()
+        fit.t_parts.clear()
+        fit.step_parts.clear()
+        fit.count = 0
+        fit.closed += 1
+        period = self._fit_period() if fit.closed % _REFIT_BLOCKS == 0 else None
+        if period is not None:
+            fit.fitted = True
+        elif fit.fitted:
+            return
+        else:
+            near = steps[np.abs(steps / self._period - 1.0) < self.stream.rate_change_tolerance]
+            if len(near) == 0:
+                return
+            period = float(np.median(near))
+        self._period = period
+        if abs(period / self._filter_period - 1.0) > self.stream.rebuild_threshold_ppm * 1e-6:
+            self._set_filter_period(period)
+
+    def _fit_period(self) -> float | None:
+        """Least-squares slope of t against the sample index, common to all segments; None if too short."""
+        arr = np.array(self._fit.blocks)
+        arr = arr[arr[:, 3] > 0]
+        if len(arr) < 3:
+            return None
+        n, t = arr[:, 0], arr[:, 1]
+        # Centre each segment: a common slope with one intercept per segment.
+        _, seg = np.unique(arr[:, 2], return_inverse=True)
+        count = np.bincount(seg)
+        dn = n - (np.bincount(seg, n) / count)[seg]
+        dt = t - (np.bincount(seg, t) / count)[seg]
+        first = np.full(len(count), np.inf)
+        last = np.full(len(count), -np.inf)
+        np.minimum.at(first, seg, t)
+        np.maximum.at(last, seg, t)
+        if float(np.sum(last - first)) < self.stream.period_min_span_s:
+            return None
+        keep = np.ones(len(n), dtype=bool)
+        for _ in range(2):
+            denominator = float(np.dot(dn[keep], dn[keep]))
+            if denominator <= 0:
+                return None
+            slope = float(np.dot(dn[keep], dt[keep])) / denominator
+            residual = dt - slope * dn
+            mad = float(np.median(np.abs(residual[keep] - np.median(residual[keep]))))
+            keep = np.abs(residual - np.median(residual[keep])) <= max(4.0 * 1.4826 * mad, 1e-4)
+            if keep.sum() < 3:
+                return None
+        return slope if slope > 0 else None
+
+    # -- rest -----------------------------------------------------------------------------------
+
+    def _rest(self, t: FloatArray, acc: FloatArray, gyro: FloatArray, breaks: BoolArray) -> BoolArray:
+        s = self.stream
+        w = gyro - self._seed_bias
+        acc_sq = np.einsum("ij,ij->i", acc, acc)
+        still = np.einsum("ij,ij->i", w, w) < (s.rest_gyro_dps * _DEG) ** 2
+        still &= (acc_sq > (GRAVITY_MPS2 - s.rest_acc_mps2) ** 2) & (acc_sq < (GRAVITY_MPS2 + s.rest_acc_mps2) ** 2)
+        still &= ~breaks
+        moving_t = np.where(still, -math.inf, t)
+        last_motion = np.maximum.accumulate(np.concatenate(([self._last_motion_t], moving_t)))[1:]
+        self._last_motion_t = float(last_motion[-1])
+        out: BoolArray = still & (t - last_motion >= s.rest_min_s)
+        return out
+
+
+# -- VQF ------------------------------------------------------------------------------------------
+
+
+class VqfEstimator(_StreamEstimator):
+    """``vqf.VQF`` (6D) behind the stream front end.
+
+    Args:
+        nominal_rate_hz: the rate the sensor was configured for; only the starting point of the
+            measured period.
+        settings: VQF parameters; default the measured choice.
+        stream: gap, rate, saturation and period handling.
+
+    Raises:
+        InputError: on a non-positive rate.
+    """
+
+    name = "vqf"
+
+    def __init__(
+        self, nominal_rate_hz: float, settings: VqfSettings | None = None, *, stream: StreamSettings | None = None
+    ) -> None:
+        super().__init__(nominal_rate_hz, stream)
+        self.settings = settings or VqfSettings()
+        self._params = self.settings.vqf_params()
+        self._vqf = vqf.VQF(self._filter_period, **self._params)
+
+    @property
+    def gyro_bias_radps(self) -> FloatArray:
+        """VQF's current gyroscope bias estimate (3,), rad/s."""
+        bias, _ = self._vqf.getBiasEstimate()
+        out: FloatArray = np.asarray(bias, dtype=np.float64)
+        return out
+
+    @property
+    def gyro_bias_sigma_radps(self) -> float:
+        """Uncertainty of that estimate (worst direction), rad/s."""
+        _, sigma = self._vqf.getBiasEstimate()
+        return float(sigma)
+
+    def _seed_fusion_bias(self, bias_radps: FloatArray) -> None:
+        self._vqf.setBiasEstimate(bias_radps, self.settings.bias_seed_sigma_dps * _DEG)
+
+    def _fuse(self, acc: FloatArray, gyro: FloatArray, acc_ok: BoolArray | None) -> FloatArray:
+        a = np.ascontiguousarray(acc, dtype=np.float64)
+        gate = self.settings.acc_gate_mps2
+        if gate is not None:
+            sq = np.einsum("ij,ij->i", a, a)
+            gated = (sq >= (GRAVITY_MPS2 - gate) ** 2) & (sq <= (GRAVITY_MPS2 + gate) ** 2)
+            acc_ok = gated if acc_ok is None else acc_ok & gated
+        if acc_ok is not None and not acc_ok.all():
+            # VQF skips the accelerometer update (and its bias step) for an all-zero sample.
+            a = a.copy()
+            a[~acc_ok] = 0.0
+        out = self._vqf.updateBatch(np.ascontiguousarray(gyro, dtype=np.float64), a)
+        return _up_from_quat(out["quat6D"])
+
+    def _set_filter_period(self, period_s: float) -> None:
+        """Rebuild VQF at a new sample period, carrying its state.
+
+        vqf 2.1.2 has no setter for the sampling time; a new VQF gets the old ``state`` with its
+        low-pass states adapted to the new coefficients exactly as ``VQF::setTauAcc`` does
+        (``filterAdaptStateForCoeffChange``: no step in the filter outputs).
+        """
+        old = self._vqf
+        state = old.state
+        old_c = old.coeffs
+        new = vqf.VQF(period_s, **self._params)
+        new_c = new.coeffs
+        acc_b_old, acc_a_old = np.asarray(old_c["accLpB"]), np.asarray(old_c["accLpA"])
+        acc_b_new, acc_a_new = np.asarray(new_c["accLpB"]), np.asarray(new_c["accLpA"])
+        rest_b_old, rest_a_old = np.asarray(old_c["restGyrLpB"]), np.asarray(old_c["restGyrLpA"])
+        rest_b_new, rest_a_new = np.asarray(new_c["restGyrLpB"]), np.asarray(new_c["restGyrLpA"])
+
+        def adapt(
+            last_y: FloatArray, key: str, b_old: FloatArray, a_old: FloatArray, b: FloatArray, a: FloatArray
+        ) -> None:
+            st = np.array(state[key], dtype=np.float64)
+            vqf.VQF.filterAdaptStateForCoeffChange(np.array(last_y, dtype=np.float64), b_old, a_old, b, a, st)
+            state[key] = st
+
+        adapt(np.asarray(state["lastAccLp"]), "accLpState", acc_b_old, acc_a_old, acc_b_new, acc_a_new)
+        r_lp = np.asarray(state["motionBiasEstRLpState"])[0::2]
+        adapt(r_lp, "motionBiasEstRLpState", acc_b_old, acc_a_old, acc_b_new, acc_a_new)
+        b_lp = np.asarray(state["motionBiasEstBiasLpState"])[0::2]
+        adapt(b_lp, "motionBiasEstBiasLpState", acc_b_old, acc_a_old, acc_b_new, acc_a_new)
+        adapt(np.asarray(state["restLastGyrLp"]), "restGyrLpState", rest_b_old, rest_a_old, rest_b_new, rest_a_new)
+        adapt(np.asarray(state["restLastAccLp"]), "restAccLpState", rest_b_old, rest_a_old, rest_b_new, rest_a_new)
+        new.state = state
+        self._vqf = new
+        self._filter_period = period_s
+
+    def _reinit(self, *, full: bool) -> None:
+        if full:
+            bias, sigma = self._vqf.getBiasEstimate()
+            self._vqf.resetState()
+            self._vqf.setBiasEstimate(np.asarray(bias, dtype=np.float64), float(sigma))
+            return
+        # A NaN low-pass state makes VQF restart it by averaging (its start-up path), and each of those
+        # samples sets the inclination fully: the inclination is re-taken from the accelerometer in the
+        # gyro-tracked frame, while the gyro integration, bias and rest detection carry on. The motion
+        # bias estimator's low-passes restart with it so that the jump is not read as bias.
+        state = self._vqf.state
+        for key in ("accLpState", "motionBiasEstRLpState", "motionBiasEstBiasLpState"):
+            state[key] = np.full(np.shape(state[key]), np.nan)
+        self._vqf.state = state
+
+
+# -- complementary ------------------------------------------------------------------------------
+
+_SCAN_BLOCK = 1024
+
+
+class ComplementaryEstimator(_StreamEstimator):
+    """Complementary filter on numpy/scipy only, same interface and stream handling as VQF.
+
+    The gyroscope (minus the seeded bias; no online bias estimation) is integrated into the
+    orientation ``q`` of the sensor relative to a fixed inertial frame, as a vectorised prefix
+    product of quaternions. The accelerometer direction rotated into that frame is low-passed by a
+    first-order filter with gain ``1 − exp(−T/tau_s)``, zero while ``| |a| − g |`` exceeds
+    ``gate_mps2`` or the sample is saturated; "up" is that low-passed direction rotated back into
+    the sensor. For small gains this is the textbook complementary filter
+    ``u ← u + k (â − u)`` with gyro propagation in between.
+
+    Args:
+        nominal_rate_hz: the rate the sensor was configured for.
+        settings: time constant and gate.
+        stream: gap, rate, saturation and period handling.
+    """
+
+    name = "complementary"
+
+    def __init__(
+        self,
+        nominal_rate_hz: float,
+        settings: ComplementarySettings | None = None,
+        *,
+        stream: StreamSettings | None = None,
+    ) -> None:
+        super().__init__(nominal_rate_hz, stream)
+        self.settings = settings or ComplementarySettings()
+        self._q: FloatArray = np.array([1.0, 0.0, 0.0, 0.0])
+        self._y: FloatArray | None = None  # low-passed up in the inertial frame
+        self._avg_n = 0  # accepted samples averaged so far in the start-up phase
+        self._avg_sum: FloatArray = np.zeros(3)
+
+    @property
+    def gyro_bias_radps(self) -> FloatArray:
+        """The seeded gyroscope bias (3,), rad/s (this filter does not estimate it)."""
+        return self._seed_bias.copy()
+
+    def _seed_fusion_bias(self, bias_radps: FloatArray) -> None:
+        pass  # the front end keeps the seed in _seed_bias, which _fuse subtracts
+
+    def _reinit(self, *, full: bool) -> None:
+        self._y = None  # the start-up averaging sets the inclination again
+        self._avg_n = 0
+        self._avg_sum = np.zeros(3)
+
+    def _integrate(self, gyro: FloatArray) -> FloatArray:
+        """Orientations (M, 4) after each sample: q_k = q_{k−1} ⊗ exp(ω_k T / 2)."""
+        w = gyro - self._seed_bias
+        rate = np.linalg.norm(w, axis=1)
+        half = 0.5 * rate * self._filter_period
+        scale = np.where(rate > 1e-12, np.sin(half) / np.where(rate > 1e-12, rate, 1.0), 0.5 * self._filter_period)
+        steps = np.concatenate((np.cos(half)[:, None], w * scale[:, None]), axis=1)
+        out = np.empty_like(steps)
+        q = self._q
+        for start in range(0, len(steps), _SCAN_BLOCK):
+            block = steps[start : start + _SCAN_BLOCK].copy()
+            d = 1
+            while d < len(block):  # Hillis–Steele inclusive scan; the product keeps its order
+                block[d:] = _quat_mul(block[:-d], block[d:])
+                d *= 2
+            block = _quat_mul(q[None, :], block)
+            block /= np.linalg.norm(block, axis=1, keepdims=True)
+            out[start : start + len(block)] = block
+            q = block[-1]
+        self._q = q.copy()
+        return out
+
+    def _fuse(self, acc: FloatArray, gyro: FloatArray, acc_ok: BoolArray | None) -> FloatArray:
+        q = self._integrate(gyro)
+        R = _rotation_matrices(q)
+        norm = np.linalg.norm(acc, axis=1)
+        direction = np.einsum("nij,nj->ni", R, acc) / np.where(norm > 0, norm, 1.0)[:, None]
+        ok = (np.abs(norm - GRAVITY_MPS2) <= self.settings.gate_mps2) & (norm > 0)
+        if acc_ok is not None:
+            ok &= acc_ok
+        gain = 1.0 - math.exp(-self._filter_period / self.settings.tau_s)
+        n_avg = max(1, round(self.settings.tau_s / self._filter_period))
+        y = np.empty_like(direction)
+        prev = self._y
+        b = np.array([gain])
+        a = np.array([1.0, gain - 1.0])
+        # Runs of accepted / gated samples; accepted runs start with the averaging phase if it is on.
+        edges = np.flatnonzero(np.diff(ok.astype(np.int8))) + 1
+        bounds = np.concatenate(([0], edges, [len(ok)]))
+        for lo, hi in itertools.pairwise(bounds):
+            if not ok[lo]:
+                y[lo:hi] = direction[lo:hi] if prev is None else prev  # nothing accepted yet: raw tilt
+                continue
+            k = lo
+            if self._avg_n < n_avg:
+                # Start-up (as VQF's): the running mean of the first tau_s of accepted directions.
+                m = min(hi - lo, n_avg - self._avg_n)
+                sums = self._avg_sum + np.cumsum(direction[lo : lo + m], axis=0)
+                y[lo : lo + m] = sums / (self._avg_n + np.arange(1, m + 1))[:, None]
+                self._avg_sum = sums[-1].copy()
+                self._avg_n += m
+                prev = y[lo + m - 1]
+                k = lo + m
+            if k < hi:
+                assert prev is not None  # set by the averaging phase
+                y[k:hi], _ = signal.lfilter(b, a, direction[k:hi], axis=0, zi=((1.0 - gain) * prev)[None, :])
+                prev = y[hi - 1]
+        self._y = None if prev is None else prev.copy()
+        up: FloatArray = np.einsum("nji,nj->ni", R, _normalize_rows(y))
+        return up
+
+
+# -- factory and offline ------------------------------------------------------------------------
+
+
+def make_estimator(name: str, nominal_rate_hz: float) -> Estimator:
+    """A new estimator by name: "vqf" or "complementary", with default settings.
+
+    Raises:
+        InputError: on an unknown name or a bad rate.
+    """
+    if name == "vqf":
+        return VqfEstimator(nominal_rate_hz)
+    if name == "complementary":
+        return ComplementaryEstimator(nominal_rate_hz)
+    raise InputError(f"unknown orientation estimator {name!r}; choose vqf or complementary")
+
+
+def _robust_period(t: FloatArray, n: FloatArray) -> float:
+    """Least-squares slope of t against n with one robust pass (s per sample)."""
+    dn = n - n.mean()
+    dt = t - t.mean()
+    slope = float(np.dot(dn, dt) / np.dot(dn, dn))
+    residual = dt - slope * dn
+    mad = float(np.median(np.abs(residual - np.median(residual))))
+    keep = np.abs(residual - np.median(residual)) <= max(4.0 * 1.4826 * mad, 1e-4)
+    if keep.sum() >= 2:
+        dn, dt = n[keep] - n[keep].mean(), t[keep] - t[keep].mean()
+        slope = float(np.dot(dn, dt) / np.dot(dn, dn))
+    return slope
+
+
+def offline_up(
+    t: FloatArray,
+    acc_mps2: FloatArray,
+    gyro_radps: FloatArray,
+    *,
+    nominal_rate_hz: float,
+    gyro_bias_radps: FloatArray | None = None,
+    settings: VqfSettings | None = None,
+    seq: IntArray | None = None,
+    stream: StreamSettings | None = None,
+) -> EstimatorOutput:
+    """Whole-recording orientation with ``vqf.offlineVQF`` (acausal: forward-backward bias, filtfilt).
+
+    For ``analyze --offline`` and replay. The sample period is the robust least-squares slope of
+    ``t`` against the sample index (``seq`` when given, else steps of ``t`` rounded to the nominal
+    period). The recording is split at gaps longer than ``stream.reinit_gap_s``; shorter gaps are
+    filled by linear interpolation on the sample grid; saturated accelerometer samples are replaced
+    by interpolation from their unsaturated neighbours. The seeded bias is subtracted from the gyro
+    first and VQF's initial bias uncertainty set to the seed's. One sample rate per recording is
+    assumed (a rate change inside it is not detected here; the streaming estimators handle it).
+
+    Args:
+        t: (N,) s, increasing.
+        acc_mps2: (N, 3) m/s², sensor frame.
+        gyro_radps: (N, 3) rad/s, sensor frame.
+        nominal_rate_hz: configured rate (Hz), used to count samples when there is no ``seq``.
+        gyro_bias_radps: (3,) bias seed, or None to let VQF learn it from zero.
+        settings: VQF parameters.
+        seq: (N,) device sample counter, or None.
+        stream: gap and saturation thresholds.
+
+    Returns:
+        One estimate per input sample; NaN ``up`` for NaN rows or rows whose time does not increase.
+
+    Raises:
+        InputError: on wrong shapes, a bad rate or a bias that is not three finite numbers.
+    """
+    tt, aa, gg, ss = _check_inputs(t, acc_mps2, gyro_radps, seq)
+    if not (math.isfinite(nominal_rate_hz) and nominal_rate_hz > 0):
+        raise InputError(f"nominal rate must be a positive number of Hz, got {nominal_rate_hz!r}")
+    vs = settings or VqfSettings()
+    st = stream or StreamSettings()
+    params = vs.vqf_params()
+    bias = np.zeros(3)
+    if gyro_bias_radps is not None:
+        bias = np.asarray(gyro_bias_radps, dtype=np.float64).reshape(-1)
+        if bias.shape != (3,) or not np.all(np.isfinite(bias)):
+            raise InputError(f"gyro bias must be three finite numbers in rad/s, got {gyro_bias_radps!r}")
+        params["biasSigmaInit"] = vs.bias_seed_sigma_dps
+    n_all = len(tt)
+    up = np.full((n_all, 3), np.nan)
+    rest = np.zeros(n_all, dtype=bool)
+    finite = np.isfinite(tt) & np.isfinite(aa).all(axis=1) & np.isfinite(gg).all(axis=1)
+    prev_max = np.maximum.accumulate(np.concatenate(([-math.inf], np.where(finite, tt, -math.inf))))[:-1]
+    idx = np.flatnonzero(finite & (tt > prev_max))
+    if len(idx) == 0:
+        return EstimatorOutput(tt, up, rest)
+    t_v, a_v, g_v = tt[idx], aa[idx], gg[idx] - bias
+    nominal = 1.0 / nominal_rate_hz
+    dt = np.diff(t_v)
+    if ss is not None:
+        ds = np.diff(ss[idx])
+        ok = (ds >= 1) & (ds <= 4 * dt / nominal + 2)
+        steps = np.where(ok, ds, np.maximum(1, np.round(dt / nominal))).astype(np.int64)
+    else:
+        steps = np.maximum(1, np.round(dt / nominal)).astype(np.int64)
+    n = np.concatenate(([0], np.cumsum(steps)))
+    period = _robust_period(t_v, n.astype(np.float64)) if len(t_v) >= 3 else nominal
+    if not (period > 0 and abs(period / nominal - 1.0) < st.rate_change_tolerance):
+        period = nominal
+    acc_sat, _ = _saturated(a_v, gg[idx], st)
+    cut = np.flatnonzero(dt - period > st.reinit_gap_s) + 1
+    for lo, hi in zip(np.concatenate(([0], cut)), np.concatenate((cut, [len(t_v)])), strict=True):
+        n_seg = n[lo:hi] - n[lo]
+        grid = np.arange(n_seg[-1] + 1, dtype=np.float64)
+        good = ~acc_sat[lo:hi]
+        if not good.any():
+            good = np.ones(hi - lo, dtype=bool)
+        acc_grid = np.stack([np.interp(grid, n_seg[good], a_v[lo:hi][good, k]) for k in range(3)], axis=1)
+        gyro_grid = np.stack([np.interp(grid, n_seg, g_v[lo:hi, k]) for k in range(3)], axis=1)
+        if len(grid) < 2:  # offlineVQF needs two samples; one lone sample gets its accelerometer tilt
+            up[idx[lo:hi]] = _normalize_rows(acc_grid)
+            continue
+        out = vqf.offlineVQF(np.ascontiguousarray(gyro_grid), np.ascontiguousarray(acc_grid), None, period, params)
+        up[idx[lo:hi]] = _up_from_quat(out["quat6D"][n_seg])
+    rate_dps = np.linalg.norm(g_v, axis=1) / _DEG
+    still = (rate_dps < st.rest_gyro_dps) & (np.abs(np.linalg.norm(a_v, axis=1) - GRAVITY_MPS2) < st.rest_acc_mps2)
+    last_motion = np.maximum.accumulate(np.where(still, -math.inf, t_v))
+    rest[idx] = still & (t_v - last_motion >= st.rest_min_s)
+    return EstimatorOutput(tt, up, rest)

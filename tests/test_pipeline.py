@@ -1,0 +1,119 @@
+"""The spine pipeline end to end on the simulator: chunk invariance and accuracy on short runs.
+
+The full accuracy figures come from ``bench/pipeline.py``; these short runs have tolerances with
+headroom over what was measured, so that they fail on a real regression, not on noise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sensorhub.analyze import analyze_batches
+from sensorhub.model import ImuBatch, Placement
+from sensorhub.pipeline.orientation import make_estimator
+from sensorhub.pipeline.spine import SensorPipeline, SpinePipeline, concat_frames
+from sensorhub.sim.evaluate import evaluate
+from sensorhub.sim.wearer import SimulatedWearer, WearerConfig
+from sensorhub.sources.simulator import iter_batches
+
+UT, TL, SA = Placement.UPPER_THORACIC, Placement.THORACOLUMBAR, Placement.SACRAL
+
+
+@pytest.fixture(scope="module")
+def desk_60s() -> tuple[list[ImuBatch], object]:
+    batches = [b for _, b in iter_batches(SimulatedWearer(WearerConfig(duration_s=60.0, seed=4)))]
+    calibration = analyze_batches(batches, neutral=(0.0, 12.0), functional="auto").calibration
+    return batches, calibration
+
+
+def _per_sensor(batches: list[ImuBatch], placement: Placement) -> ImuBatch:
+    mine = [b for b in batches if b.placement is placement]
+    return ImuBatch(
+        mine[0].sensor_id,
+        placement,
+        np.concatenate([b.t for b in mine]),
+        np.concatenate([b.acc for b in mine]),
+        np.concatenate([b.gyro for b in mine]),
+        np.concatenate([b.seq for b in mine if b.seq is not None]),
+    )
+
+
+def _split(batch: ImuBatch, sizes: list[int]) -> list[ImuBatch]:
+    out, i = [], 0
+    for n in sizes:
+        if i >= len(batch):
+            break
+        j = min(len(batch), i + n)
+        seq = None if batch.seq is None else batch.seq[i:j]
+        out.append(ImuBatch(batch.sensor_id, batch.placement, batch.t[i:j], batch.acc[i:j], batch.gyro[i:j], seq))
+        i = j
+    return out
+
+
+@pytest.mark.parametrize("estimator", ["vqf", "complementary"])
+def test_sensor_stage_is_chunk_invariant(desk_60s, estimator):
+    """One sensor's whole recording at once == random chunks (including single samples), to 1e-9°."""
+    batches, calibration = desk_60s
+    whole = _per_sensor(batches, UT)
+    cal = calibration.sensors[UT.value]
+    ref = SensorPipeline(cal, make_estimator(estimator, 100.0)).process(whole)
+    rng = np.random.default_rng(1)
+    sizes = [1] * 50 + list(rng.integers(1, 300, 400))
+    pipe = SensorPipeline(cal, make_estimator(estimator, 100.0))
+    parts = [pipe.process(b) for b in _split(whole, sizes)]
+    got = np.concatenate([p.inclination_deg for p in parts])
+    np.testing.assert_allclose(got, ref.inclination_deg, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(np.concatenate([p.t for p in parts]), ref.t)
+
+
+def test_whole_pipeline_is_chunk_invariant(desk_60s):
+    """Notifications as delivered == the same samples re-cut into random chunks (time order kept)."""
+    batches, calibration = desk_60s
+    ref_pipe = SpinePipeline(calibration)
+    ref = concat_frames([*(ref_pipe.process(b) for b in batches), ref_pipe.flush()])
+    rng = np.random.default_rng(2)
+    recut: list[ImuBatch] = []
+    for placement in (UT, TL, SA):
+        whole = _per_sensor(batches, placement)
+        recut.extend(_split(whole, [int(n) for n in rng.integers(1, 120, 10_000)]))
+    recut.sort(key=lambda b: float(b.t[-1]))
+    pipe = SpinePipeline(calibration)
+    got = concat_frames([*(pipe.process(b) for b in recut), pipe.flush()])
+    np.testing.assert_array_equal(got.t, ref.t)
+    for name in ("thoracic_flexion_deg", "lumbar_flexion_deg", "trunk_flexion_deg", "pelvis_tilt_deg"):
+        np.testing.assert_allclose(getattr(got, name), getattr(ref, name), rtol=0, atol=1e-9, equal_nan=True)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_desk_accuracy_three_sensors(seed):
+    ev = evaluate(WearerConfig(scenario="desk_session", duration_s=240.0, seed=seed))
+    acc = ev.accuracy
+    assert ev.result.calibration.functional_window is not None
+    for name in ("thoracic_flexion_deg", "lumbar_flexion_deg"):
+        assert acc[name].rmse_deg < 0.6, (name, acc[name])
+        assert acc[name].max_abs_deg < 4.0, (name, acc[name])
+    assert acc["trunk_flexion_deg"].rmse_deg < 0.7
+    assert acc["pelvis_tilt_deg"].rmse_deg < 0.7
+
+
+def test_one_sensor_gives_trunk_only():
+    ev = evaluate(WearerConfig(duration_s=180.0, seed=2, placements=(UT,)))
+    frame = ev.result.frame
+    assert frame.thoracic_flexion_deg is None
+    assert frame.lumbar_flexion_deg is None
+    assert frame.pelvis_tilt_deg is None
+    assert ev.accuracy["trunk_flexion_deg"].rmse_deg < 0.8
+
+
+def test_nominal_mounting_without_functional_movement():
+    ev = evaluate(WearerConfig(duration_s=240.0, seed=3, functional="none", nominal_mounting=True), functional=None)
+    assert ev.result.calibration.functional_window is None
+    for name in ("thoracic_flexion_deg", "lumbar_flexion_deg"):
+        assert ev.accuracy[name].rmse_deg < 0.8, (name, ev.accuracy[name])
+
+
+def test_offline_mode_runs_the_same_calibration():
+    ev = evaluate(WearerConfig(duration_s=120.0, seed=5), offline=True)
+    for name in ("thoracic_flexion_deg", "lumbar_flexion_deg"):
+        assert ev.accuracy[name].rmse_deg < 0.6, (name, ev.accuracy[name])
