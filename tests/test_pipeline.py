@@ -13,7 +13,7 @@ from sensorhub.analyze import analyze_batches
 from sensorhub.model import ImuBatch, Placement
 from sensorhub.pipeline.orientation import make_estimator
 from sensorhub.pipeline.spine import SensorPipeline, SpinePipeline, concat_frames
-from sensorhub.sim.evaluate import evaluate
+from sensorhub.sim.evaluate import evaluate, max_error_during
 from sensorhub.sim.wearer import SimulatedWearer, WearerConfig
 from sensorhub.sources.simulator import iter_batches
 
@@ -117,3 +117,31 @@ def test_offline_mode_runs_the_same_calibration():
     ev = evaluate(WearerConfig(duration_s=120.0, seed=5), offline=True)
     for name in ("thoracic_flexion_deg", "lumbar_flexion_deg"):
         assert ev.accuracy[name].rmse_deg < 0.6, (name, ev.accuracy[name])
+
+
+def test_chair_swivels_do_not_make_flexion_jump():
+    """With 20 mg-class accelerometer offsets, a 20–70° swivel must not move any angle by > 1°
+    (measured ≤ 0.8° with the swivel gate, 1.0–1.8° without it)."""
+    ev = evaluate(WearerConfig(scenario="desk_session", duration_s=600.0, seed=1))
+    swivels = [e for e in ev.wearer.events() if e.type == "activity" and e.data["activity"] == "swivel"]
+    assert len(swivels) >= 2
+    worst = max_error_during(ev, "swivel")
+    for name, err in worst.items():
+        assert err < 1.0, (name, err)
+    gates = [p.swivel_gate for p in SpinePipeline(ev.result.calibration).sensors.values()]
+    assert all(g is not None for g in gates)
+
+
+def test_swivel_gate_leaves_flexion_rotations_alone():
+    """Rotation about a horizontal axis (flexion) is never gated; rotation about the vertical is."""
+    from sensorhub.pipeline.spine import SwivelGate
+
+    gate = SwivelGate(np.zeros(3), 100.0)
+    acc = np.tile([9.80665, 0.0, 0.0], (200, 1))  # sensor x is up
+    flex = np.tile([0.0, 0.5, 0.0], (200, 1))  # 29 °/s about the left axis
+    np.testing.assert_array_equal(gate.process(acc, flex), flex)
+    swivel = np.tile([0.8, 0.05, 0.0], (200, 1))  # 46 °/s, 3.6° off the vertical
+    out = gate.process(acc, swivel)
+    np.testing.assert_allclose(out[:, 1:], 0.0, atol=1e-12)
+    np.testing.assert_allclose(out[:, 0], 0.8)
+    assert gate.gated_samples == 200

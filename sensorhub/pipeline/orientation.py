@@ -62,8 +62,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -317,6 +316,11 @@ class ComplementarySettings:
 
 def _up_from_quat(q: FloatArray) -> FloatArray:
     """World z in sensor axes (third row of R) for quaternions [w, x, y, z] rotating sensor → world."""
+    if 0 < len(q) <= _FAST_MAX:  # the same operations on Python floats: bit for bit, without numpy calls
+        rows = [
+            [2.0 * (x * z - w * y), 2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y)] for w, x, y, z in q.tolist()
+        ]
+        return np.array(rows)
     w, x, y, z = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
     return np.stack([2.0 * (x * z - w * y), 2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y)], axis=1)
 
@@ -382,41 +386,97 @@ def _check_inputs(
 
 # -- the shared stream front end --------------------------------------------------------------
 
+_FAST_MAX = 64  # batches up to this many samples try the scalar fast path (Python floats beat numpy calls)
+_CLEAR = 0.99  # fast path: |a|² (|ω − bias|²) below (0.99 × the saturation limit)² cannot clip an axis
+_MARGIN = 0.01  # relative margin of the period-dependent candidates; valid while the period moves < 1/4 of it
 
-@dataclass(slots=True)
+
 class _PeriodFit:
-    """Block means of (sample index, time) for the measured sample period."""
+    """Block means of (sample index, time) for the measured sample period, the newest ``max_blocks``.
 
-    block_len: int
-    max_blocks: int
-    blocks: deque[tuple[float, float, int, bool]] = field(default_factory=deque)
-    n_parts: list[FloatArray] = field(default_factory=list)
-    t_parts: list[FloatArray] = field(default_factory=list)
-    step_parts: list[FloatArray] = field(default_factory=list)
-    count: int = 0
-    closed: int = 0
-    fitted: bool = False
+    The closed blocks live in preallocated arrays (twice the window, compacted when full) so that the
+    refit reads slices instead of rebuilding an array from a deque of tuples every 10 s.
+    """
 
-    def clear(self, block_len: int) -> None:
+    __slots__ = (
+        "block_len",
+        "closed",
+        "count",
+        "end",
+        "fitted",
+        "max_blocks",
+        "n_mean",
+        "n_sum",
+        "segment",
+        "start",
+        "step_parts",
+        "t_mean",
+        "t_parts",
+        "usable",
+    )
+
+    def __init__(self, block_len: int, max_blocks: int) -> None:
         self.block_len = block_len
-        self.blocks.clear()
-        self.n_parts.clear()
-        self.t_parts.clear()
-        self.step_parts.clear()
+        self.max_blocks = max_blocks
+        self.n_mean: FloatArray = np.empty(2 * max_blocks)
+        self.t_mean: FloatArray = np.empty(2 * max_blocks)
+        self.segment: FloatArray = np.empty(2 * max_blocks)
+        self.usable: BoolArray = np.empty(2 * max_blocks, dtype=bool)
+        self.start = 0
+        self.end = 0
+        # The open block: its sample indices are integers, so their sum is exact in any order.
+        self.n_sum = 0
+        self.t_parts: list[FloatArray] = []
+        self.step_parts: list[FloatArray | list[float]] = []  # only until the first least-squares fit
         self.count = 0
         self.closed = 0
         self.fitted = False
 
+    def clear(self, block_len: int) -> None:
+        self.block_len = block_len
+        self.start = self.end = 0
+        self.clear_open()
+        self.closed = 0
+        self.fitted = False
+
+    def clear_open(self) -> None:
+        self.n_sum = 0
+        self.t_parts = []
+        self.step_parts = []
+        self.count = 0
+
+    def append(self, n_mean: float, t_mean: float, segment: int, usable: bool) -> None:
+        if self.end == len(self.n_mean):
+            keep = slice(self.start, self.end)
+            size = self.end - self.start
+            for arr in (self.n_mean, self.t_mean, self.segment, self.usable):
+                arr[:size] = arr[keep]
+            self.start, self.end = 0, size
+        e = self.end
+        self.n_mean[e] = n_mean
+        self.t_mean[e] = t_mean
+        self.segment[e] = segment
+        self.usable[e] = usable
+        self.end = e + 1
+        if self.end - self.start > self.max_blocks:
+            self.start += 1
+
 
 class _StreamEstimator:
-    """Front end shared by both estimators; subclasses implement the fusion (`_fuse` & co.)."""
+    """Front end shared by both estimators; subclasses implement the fusion (`_fuse` & co.).
+
+    Two walks give the same decisions: :meth:`_process_fast` for the usual small batch (every
+    sample plain: no gap, rate change, saturation or bad value; checked with a few comparisons on
+    Python floats) and :meth:`_run` for everything else, which fuses the plain runs between special
+    samples whole, split only where the filter is rebuilt.
+    """
 
     name = "base"
 
     def __init__(self, nominal_rate_hz: float, stream: StreamSettings | None) -> None:
         if not (isinstance(nominal_rate_hz, int | float) and math.isfinite(nominal_rate_hz) and nominal_rate_hz > 0):
             raise InputError(f"nominal rate must be a positive number of Hz, got {nominal_rate_hz!r}")
-        self.stream = stream or StreamSettings()
+        self.stream = s = stream or StreamSettings()
         self.nominal_rate_hz = float(nominal_rate_hz)
         self._period = 1.0 / self.nominal_rate_hz  # measured
         self._filter_period = self._period  # what the fusion runs at
@@ -428,12 +488,16 @@ class _StreamEstimator:
         self._last_gyro: FloatArray = np.zeros(3)
         self._n = 0  # own sample index (counts missing samples too)
         self._pending_reinit = False  # after a clipped gyro reading
-        self._recent_steps: FloatArray = np.full(self.stream.rate_window - 1, self._period)
+        self._recent_steps: list[float] = [self._period] * (s.rate_window - 1)
         self._segment = 0
         self._segment_start_t = 0.0
         self._fit = _PeriodFit(self._block_len(), self._max_blocks())
         self._last_motion_t = -math.inf
         self._counts = {"saturated": 0, "invalid": 0, "gaps": 0, "missing": 0, "rate_changes": 0, "reinits": 0}
+        self._rest_gyro_sq = (s.rest_gyro_dps * _DEG) ** 2
+        self._rest_acc_sq = ((GRAVITY_MPS2 - s.rest_acc_mps2) ** 2, (GRAVITY_MPS2 + s.rest_acc_mps2) ** 2)
+        self._acc_clear_sq = (_CLEAR * s.saturation_fraction * s.acc_range_mps2) ** 2
+        self._gyro_clear_sq = (_CLEAR * s.saturation_fraction * s.gyro_range_radps) ** 2
 
     # -- public -------------------------------------------------------------------------------
 
@@ -487,6 +551,10 @@ class _StreamEstimator:
         if bias.shape != (3,) or not np.all(np.isfinite(bias)):
             raise InputError(f"gyro bias must be three finite numbers in rad/s, got {bias_radps!r}")
         self._seed_bias = bias.copy()
+        # |ω_k| ≤ |ω − bias| + |bias_k|: the fast path's bound on |ω − bias|² must leave room for the seed.
+        s = self.stream
+        room = _CLEAR * s.saturation_fraction * s.gyro_range_radps - float(np.abs(bias).max())
+        self._gyro_clear_sq = room**2 if room > 0 else -1.0
         self._seed_fusion_bias(bias)
 
     def process(
@@ -510,11 +578,15 @@ class _StreamEstimator:
         n = len(tt)
         if n == 0:
             return EstimatorOutput(tt, np.empty((0, 3)), np.zeros(0, dtype=bool))
+        if n <= _FAST_MAX:
+            fast = self._process_fast(tt, aa, gg, ss)
+            if fast is not None:
+                return fast
         if (
             tt[0] > self._last_t
             and np.isfinite(aa.sum() + gg.sum() + tt[-1])
             and (n == 1 or bool(np.all(tt[1:] > tt[:-1])))
-        ):  # the usual case: every sample usable
+        ):  # every sample usable
             up_all, breaks = self._run(tt, aa, gg, ss)
             return EstimatorOutput(tt, up_all, self._rest(tt, aa, gg, breaks))
         up = np.full((n, 3), np.nan)
@@ -533,8 +605,19 @@ class _StreamEstimator:
 
     # -- fusion hooks (subclasses) --------------------------------------------------------------
 
-    def _fuse(self, acc: FloatArray, gyro: FloatArray, acc_ok: BoolArray | None) -> FloatArray:
-        """Run the fusion over consecutive samples; returns (M, 3) up in sensor axes."""
+    def _fuse(
+        self,
+        acc: FloatArray,
+        gyro: FloatArray,
+        acc_ok: BoolArray | None,
+        acc_sq: FloatArray | None = None,
+        acc_sq_range: tuple[float, float] | None = None,
+    ) -> FloatArray:
+        """Run the fusion over consecutive samples; returns (M, 3) up in sensor axes.
+
+        ``acc_sq`` (|a|² per sample, as ``einsum("ij,ij->i")`` gives it) and its (min, max), when the
+        caller has them, spare the fusion computing them again.
+        """
         raise NotImplementedError
 
     def _set_filter_period(self, period_s: float) -> None:
@@ -548,7 +631,98 @@ class _StreamEstimator:
     def _seed_fusion_bias(self, bias_radps: FloatArray) -> None:
         raise NotImplementedError
 
-    # -- the stream walk ------------------------------------------------------------------------
+    # -- the fast walk ----------------------------------------------------------------------------
+
+    def _process_fast(
+        self, t: FloatArray, acc: FloatArray, gyro: FloatArray, seq: IntArray | None
+    ) -> EstimatorOutput | None:
+        """A small batch in which every sample is plain, in one fusion call; None, with nothing
+        changed, when any sample needs the general walk.
+
+        Plain means what :meth:`_run` would find sample by sample, decided here on extremes: the
+        counter continues without a gap (or, without one, no step exceeds 1.5 periods); every step
+        of the rate window (the carried ones and the new ones) within the rate tolerance of the
+        period, so no window median can be off; times increase; |a|² and |ω − bias|² finite and far
+        enough below the saturation limits that no axis can clip. A period block that closes inside
+        the batch may move the period: the samples after it go through :meth:`process` again.
+        """
+        if not self._started or self._pending_reinit:
+            return None
+        m = len(t)
+        fit = self._fit
+        k = fit.block_len - fit.count
+        if m > k:
+            head = self._process_fast(t[:k], acc[:k], gyro[:k], None if seq is None else seq[:k])
+            if head is None:
+                return None
+            tail = self.process(t[k:], acc[k:], gyro[k:], None if seq is None else seq[k:])
+            return EstimatorOutput(t, np.concatenate((head.up, tail.up)), np.concatenate((head.rest, tail.rest)))
+        s = self.stream
+        period = self._period
+        tl: list[float] = t.tolist()
+        steps = [tl[0] - self._last_t]
+        steps += [b - a for a, b in itertools.pairwise(tl)]
+        last_seq = None
+        if seq is not None:
+            if self._last_seq is None:
+                return None
+            first = self._last_seq + 1
+            sl: list[int] = seq.tolist()
+            if sl != list(range(first, first + m)):
+                return None
+            last_seq = sl[-1]
+        elif max(steps) > 1.5 * period:
+            return None
+        history = self._recent_steps + steps
+        tol = s.rate_change_tolerance
+        if not (
+            math.isfinite(sum(history))
+            and min(steps) > 0
+            and max(history) / period <= 1.0 + tol
+            and min(history) / period >= 1.0 - tol
+        ):
+            return None
+        a = np.ascontiguousarray(acc)
+        acc_sq = np.einsum("ij,ij->i", a, a)
+        w = gyro - self._seed_bias
+        sql: list[float] = acc_sq.tolist()
+        wsql: list[float] = np.einsum("ij,ij->i", w, w).tolist()
+        sq_min, sq_max = min(sql), max(sql)
+        if not (
+            math.isfinite(sum(sql) + sum(wsql)) and sq_max <= self._acc_clear_sq and max(wsql) <= self._gyro_clear_sq
+        ):
+            return None
+
+        up = self._fuse(a, gyro, None, acc_sq, (sq_min, sq_max))
+        rest_w2 = self._rest_gyro_sq
+        rest_lo, rest_hi = self._rest_acc_sq
+        rest_min = s.rest_min_s
+        last_motion = self._last_motion_t
+        rest: list[bool] = []
+        for ti, a2, w2 in zip(tl, sql, wsql, strict=True):
+            if w2 < rest_w2 and rest_lo < a2 < rest_hi:
+                rest.append(ti - last_motion >= rest_min)
+            else:
+                last_motion = max(last_motion, ti)
+                rest.append(False)
+        self._last_motion_t = last_motion
+        n0 = self._n
+        self._n = n0 + m
+        fit.n_sum += m * n0 + m * (m + 1) // 2
+        fit.t_parts.append(t.copy())
+        if not fit.fitted:
+            fit.step_parts.append(steps)
+        fit.count += m
+        self._recent_steps = history[m:]
+        self._last_t = tl[-1]
+        self._last_seq = last_seq
+        self._last_acc = acc[-1].copy()
+        self._last_gyro = gyro[-1].copy()
+        if fit.count >= fit.block_len and self._close_block():
+            self._set_filter_period(self._period)
+        return EstimatorOutput(t, up, np.array(rest, dtype=bool))
+
+    # -- the general walk -------------------------------------------------------------------------
 
     def _block_len(self) -> int:
         return max(2, round(self.stream.period_block_s / self._period))
@@ -559,9 +733,16 @@ class _StreamEstimator:
     def _run(
         self, t: FloatArray, acc: FloatArray, gyro: FloatArray, seq: IntArray | None
     ) -> tuple[FloatArray, BoolArray]:
-        """Walk the valid samples: plain runs go to the fusion whole, special samples one by one."""
+        """Walk the valid samples: plain runs go to the fusion whole, special samples one by one.
+
+        Which samples are special is decided per period block with the period as it stands then
+        (it only changes at block ends and special samples). The period-independent causes (counter
+        gaps, saturation) are listed once; the period-dependent ones (gaps without a counter, the
+        rate window) are only evaluated exactly near candidates found with a margin.
+        """
         s = self.stream
         m = len(t)
+        w = s.rate_window
         up = np.empty((m, 3))
         breaks = np.zeros(m, dtype=bool)  # samples after which rest must be re-earned
         t_prev = np.concatenate(([self._last_t], t[:-1]))
@@ -580,32 +761,52 @@ class _StreamEstimator:
         if not self._started:
             steps[0] = self._period
         history = np.concatenate((self._recent_steps, steps))  # sample i's window: history[i : i + W]
-        self._recent_steps = history[-(s.rate_window - 1) :].copy()
+        self._recent_steps = history[m:].tolist()
         acc_sat, gyro_sat = _saturated(acc, gyro, s)
         plain_seq = seq_ok & (ds == 1)
+        fixed: list[int] = np.flatnonzero((seq_ok & ~plain_seq) | acc_sat | gyro_sat).tolist()
+        ref = self._period
+        maybe = self._candidates(dt, seq_ok, history, ref)
+        fi = di = 0
+        lo = 0  # plain samples lo..i-1 are not fused yet
+
+        def flush(hi: int) -> None:
+            up[lo:hi] = self._fuse(acc[lo:hi], gyro[lo:hi], None)
+            self._remember(t[hi - 1], None if seq is None else int(seq[hi - 1]), acc[hi - 1], gyro[hi - 1])
 
         i = 0
         while i < m:
             fit = self._fit
             stop = min(m, i + fit.block_len - fit.count)
-            # Special samples, judged with the period as it stands now (it only changes at them).
-            P = self._period
-            gap = np.where(seq_ok[i:stop], ~plain_seq[i:stop], dt[i:stop] > 1.5 * P)
-            rate = self._rate_flags(history[i : stop + s.rate_window - 1])
-            special = gap | rate | acc_sat[i:stop] | gyro_sat[i:stop]
-            if not self._started:
-                special[0] = True
-            j = i + int(np.argmax(special)) if special.any() else stop
-            if self._pending_reinit and not gyro_sat[i]:
+            period = self._period
+            if abs(period / ref - 1.0) > _MARGIN / 4:
+                ref = period
+                maybe = self._candidates(dt, seq_ok, history, ref)
+                di = 0
+            while fi < len(fixed) and fixed[fi] < i:
+                fi += 1
+            while di < len(maybe) and maybe[di] < i:
+                di += 1
+            if not self._started or (self._pending_reinit and not gyro_sat[i]):
                 j = i
+            else:
+                j = stop
+                if fi < len(fixed) and fixed[fi] < j:
+                    j = fixed[fi]
+                if di < len(maybe) and maybe[di] < j:
+                    c = maybe[di]
+                    special = ~seq_ok[c:j] & (dt[c:j] > 1.5 * period)
+                    special |= self._rate_flags(history[c : j + w - 1])
+                    if special.any():
+                        j = c + int(np.argmax(special))
             if j > i:
-                up[i:j] = self._fuse(acc[i:j], gyro[i:j], None)
-                n_new = self._n + np.arange(1, j - i + 1)
-                self._n += j - i
-                self._add_to_block(n_new.astype(np.float64), t[i:j], steps[i:j])
-                self._remember(t[j - 1], None if seq is None else int(seq[j - 1]), acc[j - 1], gyro[j - 1])
+                n0 = self._n
+                self._n = n0 + (j - i)
+                self._add_to_block(n0 * (j - i) + (j - i) * (j - i + 1) // 2, t[i:j], steps[i:j])
                 i = j
             else:
+                if lo < i:
+                    flush(i)
                 up[i] = self._special(
                     t[i],
                     acc[i],
@@ -615,16 +816,38 @@ class _StreamEstimator:
                     int(ds[i]),
                     float(dt[i]),
                     float(steps[i]),
-                    history[i : i + s.rate_window],
+                    history[i : i + w],
                     bool(acc_sat[i] or gyro_sat[i]),
                     bool(gyro_sat[i]),
                     breaks,
                     i,
                 )
                 i += 1
-            if self._fit.count >= self._fit.block_len:
-                self._close_block()
+                lo = i
+            if self._fit.count >= self._fit.block_len and self._close_block():
+                if lo < i:
+                    flush(i)
+                    lo = i
+                self._set_filter_period(self._period)
+        if lo < m:
+            flush(m)
         return up, breaks
+
+    def _candidates(self, dt: FloatArray, seq_ok: BoolArray, history: FloatArray, ref: float) -> list[int]:
+        """Samples that may be special for a period within ``_MARGIN / 4`` of ``ref``: a step without
+        a counter near 1.5 periods, or a rate window holding a step near or past the tolerance."""
+        s = self.stream
+        w = s.rate_window
+        m = len(dt)
+        tol = s.rate_change_tolerance
+        ratio = history / ref
+        near = (ratio > (1.0 + tol) * (1.0 - _MARGIN)) | (ratio < (1.0 - tol) + _MARGIN * (1.0 + tol))
+        cand = ~seq_ok & (dt > 1.5 * ref * (1.0 - _MARGIN))
+        if near.any():
+            c = np.concatenate(([0], np.cumsum(near)))
+            cand |= (c[w:] - c[:m]) > 0
+        out: list[int] = np.flatnonzero(cand).tolist()
+        return out
 
     def _rate_flags(self, steps: FloatArray) -> BoolArray:
         """Per sample: is the median of its window of steps more than the tolerance off the period?
@@ -713,7 +936,7 @@ class _StreamEstimator:
         acc_ok[-1] = not saturated
         up = self._fuse(acc_all, gyro_all, acc_ok)
         self._n += advance
-        self._add_to_block(np.array([float(self._n)]), np.array([t]), np.array([step]))
+        self._add_to_block(self._n, np.array([t]), [step])
         self._remember(t, seq, acc, gyro)
         last: FloatArray = up[-1]
         return last
@@ -729,68 +952,70 @@ class _StreamEstimator:
     def _new_segment(self, t: float, *, clear: bool) -> None:
         self._segment += 1
         self._segment_start_t = t
-        fit = self._fit
         if clear:
-            fit.clear(self._block_len())
+            self._fit.clear(self._block_len())
         else:
-            fit.n_parts.clear()
-            fit.t_parts.clear()
-            fit.step_parts.clear()
-            fit.count = 0
+            self._fit.clear_open()
 
-    def _add_to_block(self, n: FloatArray, t: FloatArray, steps: FloatArray) -> None:
+    def _add_to_block(self, n_sum: int, t: FloatArray, steps: FloatArray | list[float]) -> None:
+        """Samples joining the open block: the sum of their indices, their times and steps."""
         fit = self._fit
-        fit.n_parts.append(n)
-        fit.t_parts.append(t)
-        fit.step_parts.append(steps)
-        fit.count += len(n)
+        fit.n_sum += n_sum
+        fit.t_parts.append(np.array(t))  # a copy: t may be the caller's array
+        if not fit.fitted:
+            fit.step_parts.append(steps)
+        fit.count += len(t)
 
-    def _close_block(self) -> None:
+    def _close_block(self) -> bool:
+        """Close the open block and update the period; True when the fusion filter must be rebuilt at
+        it (the caller first fuses what came before)."""
         fit = self._fit
-        n = np.concatenate(fit.n_parts)
-        t = np.concatenate(fit.t_parts)
-        steps = np.concatenate(fit.step_parts)
+        t = fit.t_parts[0] if len(fit.t_parts) == 1 else np.concatenate(fit.t_parts)
+        step_parts = fit.step_parts
         usable = bool(t[0] >= self._segment_start_t + self.stream.period_settle_s)
-        fit.blocks.append((float(np.mean(n)), float(np.mean(t)), self._segment, usable))
-        while len(fit.blocks) > fit.max_blocks:
-            fit.blocks.popleft()
-        fit.n_parts.clear()
-        fit.t_parts.clear()
-        fit.step_parts.clear()
-        fit.count = 0
+        # As np.mean: the (pairwise) sum over the block divided by the count.
+        fit.append(fit.n_sum / fit.count, float(t.sum()) / len(t), self._segment, usable)
+        fit.clear_open()
         fit.closed += 1
         period = self._fit_period() if fit.closed % _REFIT_BLOCKS == 0 else None
         if period is not None:
             fit.fitted = True
         elif fit.fitted:
-            return
+            return False
         else:
+            steps = np.concatenate(step_parts)
             near = steps[np.abs(steps / self._period - 1.0) < self.stream.rate_change_tolerance]
             if len(near) == 0:
-                return
+                return False
             period = float(np.median(near))
         self._period = period
-        if abs(period / self._filter_period - 1.0) > self.stream.rebuild_threshold_ppm * 1e-6:
-            self._set_filter_period(period)
+        return abs(period / self._filter_period - 1.0) > self.stream.rebuild_threshold_ppm * 1e-6
 
     def _fit_period(self) -> float | None:
         """Least-squares slope of t against the sample index, common to all segments; None if too short."""
-        arr = np.array(self._fit.blocks)
-        arr = arr[arr[:, 3] > 0]
-        if len(arr) < 3:
+        fit = self._fit
+        window = slice(fit.start, fit.end)
+        use = fit.usable[window]
+        n, t, segment = fit.n_mean[window][use], fit.t_mean[window][use], fit.segment[window][use]
+        if len(n) < 3:
             return None
-        n, t = arr[:, 0], arr[:, 1]
         # Centre each segment: a common slope with one intercept per segment.
-        _, seg = np.unique(arr[:, 2], return_inverse=True)
-        count = np.bincount(seg)
+        if segment[0] == segment[-1]:  # one segment (the usual case): no grouping needed
+            seg = np.zeros(len(n), dtype=np.intp)
+            count = np.array([len(n)])
+            span = float(t.max() - t.min())
+        else:
+            _, seg = np.unique(segment, return_inverse=True)
+            count = np.bincount(seg)
+            first = np.full(len(count), np.inf)
+            last = np.full(len(count), -np.inf)
+            np.minimum.at(first, seg, t)
+            np.maximum.at(last, seg, t)
+            span = float(np.sum(last - first))
+        if span < self.stream.period_min_span_s:
+            return None
         dn = n - (np.bincount(seg, n) / count)[seg]
         dt = t - (np.bincount(seg, t) / count)[seg]
-        first = np.full(len(count), np.inf)
-        last = np.full(len(count), -np.inf)
-        np.minimum.at(first, seg, t)
-        np.maximum.at(last, seg, t)
-        if float(np.sum(last - first)) < self.stream.period_min_span_s:
-            return None
         keep = np.ones(len(n), dtype=bool)
         for _ in range(2):
             denominator = float(np.dot(dn[keep], dn[keep]))
@@ -798,8 +1023,9 @@ class _StreamEstimator:
                 return None
             slope = float(np.dot(dn[keep], dt[keep])) / denominator
             residual = dt - slope * dn
-            mad = float(np.median(np.abs(residual[keep] - np.median(residual[keep]))))
-            keep = np.abs(residual - np.median(residual[keep])) <= max(4.0 * 1.4826 * mad, 1e-4)
+            centre = np.median(residual[keep])
+            mad = float(np.median(np.abs(residual[keep] - centre)))
+            keep = np.abs(residual - centre) <= max(4.0 * 1.4826 * mad, 1e-4)
             if keep.sum() < 3:
                 return None
         return slope if slope > 0 else None
@@ -807,16 +1033,15 @@ class _StreamEstimator:
     # -- rest -----------------------------------------------------------------------------------
 
     def _rest(self, t: FloatArray, acc: FloatArray, gyro: FloatArray, breaks: BoolArray) -> BoolArray:
-        s = self.stream
         w = gyro - self._seed_bias
         acc_sq = np.einsum("ij,ij->i", acc, acc)
-        still = np.einsum("ij,ij->i", w, w) < (s.rest_gyro_dps * _DEG) ** 2
-        still &= (acc_sq > (GRAVITY_MPS2 - s.rest_acc_mps2) ** 2) & (acc_sq < (GRAVITY_MPS2 + s.rest_acc_mps2) ** 2)
+        still = np.einsum("ij,ij->i", w, w) < self._rest_gyro_sq
+        still &= (acc_sq > self._rest_acc_sq[0]) & (acc_sq < self._rest_acc_sq[1])
         still &= ~breaks
         moving_t = np.where(still, -math.inf, t)
         last_motion = np.maximum.accumulate(np.concatenate(([self._last_motion_t], moving_t)))[1:]
         self._last_motion_t = float(last_motion[-1])
-        out: BoolArray = still & (t - last_motion >= s.rest_min_s)
+        out: BoolArray = still & (t - last_motion >= self.stream.rest_min_s)
         return out
 
 
@@ -845,6 +1070,8 @@ class VqfEstimator(_StreamEstimator):
         self.settings = settings or VqfSettings()
         self._params = self.settings.vqf_params()
         self._vqf = vqf.VQF(self._filter_period, **self._params)
+        gate = self.settings.acc_gate_mps2
+        self._gate_sq = None if gate is None else ((GRAVITY_MPS2 - gate) ** 2, (GRAVITY_MPS2 + gate) ** 2)
 
     @property
     def gyro_bias_radps(self) -> FloatArray:
@@ -862,12 +1089,19 @@ class VqfEstimator(_StreamEstimator):
     def _seed_fusion_bias(self, bias_radps: FloatArray) -> None:
         self._vqf.setBiasEstimate(bias_radps, self.settings.bias_seed_sigma_dps * _DEG)
 
-    def _fuse(self, acc: FloatArray, gyro: FloatArray, acc_ok: BoolArray | None) -> FloatArray:
+    def _fuse(
+        self,
+        acc: FloatArray,
+        gyro: FloatArray,
+        acc_ok: BoolArray | None,
+        acc_sq: FloatArray | None = None,
+        acc_sq_range: tuple[float, float] | None = None,
+    ) -> FloatArray:
         a = np.ascontiguousarray(acc, dtype=np.float64)
-        gate = self.settings.acc_gate_mps2
-        if gate is not None:
-            sq = np.einsum("ij,ij->i", a, a)
-            gated = (sq >= (GRAVITY_MPS2 - gate) ** 2) & (sq <= (GRAVITY_MPS2 + gate) ** 2)
+        gate = self._gate_sq
+        if gate is not None and (acc_sq_range is None or not gate[0] <= acc_sq_range[0] <= acc_sq_range[1] <= gate[1]):
+            sq = np.einsum("ij,ij->i", a, a) if acc_sq is None else acc_sq
+            gated = (sq >= gate[0]) & (sq <= gate[1])
             acc_ok = gated if acc_ok is None else acc_ok & gated
         if acc_ok is not None and not acc_ok.all():
             # VQF skips the accelerometer update (and its bias step) for an all-zero sample.
@@ -1000,7 +1234,14 @@ class ComplementaryEstimator(_StreamEstimator):
         self._q = q.copy()
         return out
 
-    def _fuse(self, acc: FloatArray, gyro: FloatArray, acc_ok: BoolArray | None) -> FloatArray:
+    def _fuse(
+        self,
+        acc: FloatArray,
+        gyro: FloatArray,
+        acc_ok: BoolArray | None,
+        acc_sq: FloatArray | None = None,
+        acc_sq_range: tuple[float, float] | None = None,
+    ) -> FloatArray:
         q = self._integrate(gyro)
         R = _rotation_matrices(q)
         norm = np.linalg.norm(acc, axis=1)

@@ -11,12 +11,14 @@ notification by notification gives the same angles (tested).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
+from scipy import signal
 
 from sensorhub.errors import InputError
-from sensorhub.model import ImuBatch, Placement, SensorAngles, SpineFrame
+from sensorhub.model import FloatArray, ImuBatch, Placement, SensorAngles, SpineFrame
 from sensorhub.pipeline.calibration import RigCalibration, SensorCalibration
 from sensorhub.pipeline.orientation import Estimator, make_estimator
 from sensorhub.pipeline.rig import Rig, RigSettings
@@ -24,18 +26,71 @@ from sensorhub.pipeline.rig import Rig, RigSettings
 __all__ = ["SensorPipeline", "SpinePipeline", "concat_frames"]
 
 
+class SwivelGate:
+    """Treats a fast rotation about the (accelerometer) vertical as a pure heading change.
+
+    Why: an accelerometer offset b tilts the estimated vertical by β ≈ |b|/g (20 mg → 1.2°). When
+    the wearer swivels the chair, the sensor turns about the TRUE vertical, so gyro integration
+    swings the tilted estimate around it and the inclination jumps by up to 2β·sin(ψ/2) until the
+    accelerometer pulls it back (τ ≈ 3 s). The gate projects such rotations onto the measured
+    vertical, where they leave the inclination alone. A rotation counts as a swivel when it is
+    faster than ``min_rate_dps`` and within ``max_angle_deg`` of the low-passed accelerometer
+    direction; real flexion turns about a horizontal axis and is never within that cone.
+    """
+
+    def __init__(
+        self,
+        gyro_bias_radps: FloatArray,
+        sample_rate_hz: float,
+        *,
+        min_rate_dps: float = 10.0,
+        max_angle_deg: float = 15.0,
+        lowpass_tau_s: float = 0.5,
+    ) -> None:
+        self.bias = np.asarray(gyro_bias_radps, dtype=np.float64)
+        self.min_rate = math.radians(min_rate_dps)
+        self.cos_max = math.cos(math.radians(max_angle_deg))
+        alpha = 1.0 - math.exp(-1.0 / (lowpass_tau_s * sample_rate_hz))
+        self._b = np.array([alpha])
+        self._a = np.array([1.0, alpha - 1.0])
+        self._zi: FloatArray | None = None
+        self.gated_samples = 0
+
+    def process(self, acc_mps2: FloatArray, gyro_radps: FloatArray) -> FloatArray:
+        """Gyro with swivel rotations projected onto the vertical."""
+        if len(acc_mps2) == 0:
+            return gyro_radps
+        if self._zi is None:
+            self._zi = ((1.0 - self._b[0]) * acc_mps2[0])[None, :]
+        vertical, self._zi = signal.lfilter(self._b, self._a, acc_mps2, axis=0, zi=self._zi)
+        vertical = vertical / np.linalg.norm(vertical, axis=1, keepdims=True)
+        w = gyro_radps - self.bias
+        along = np.einsum("ij,ij->i", w, vertical)
+        rate = np.linalg.norm(w, axis=1)
+        gate = (rate > self.min_rate) & (np.abs(along) > self.cos_max * rate)
+        if not gate.any():
+            return gyro_radps
+        self.gated_samples += int(gate.sum())
+        out = gyro_radps.copy()
+        out[gate] = self.bias + along[gate, None] * vertical[gate]
+        return out
+
+
 class SensorPipeline:
     """One sensor: corrected IMU samples → orientation → sagittal inclination change (deg)."""
 
-    def __init__(self, calibration: SensorCalibration, estimator: Estimator) -> None:
+    def __init__(self, calibration: SensorCalibration, estimator: Estimator, *, swivel_gate: bool = True) -> None:
         self.calibration = calibration
         self.estimator = estimator
-        estimator.set_gyro_bias(np.asarray(calibration.gyro_bias_radps, dtype=np.float64))
+        bias = np.asarray(calibration.gyro_bias_radps, dtype=np.float64)
+        estimator.set_gyro_bias(bias)
+        self.swivel_gate = SwivelGate(bias, 1.0 / estimator.period_s) if swivel_gate else None
 
     def process(self, batch: ImuBatch) -> SensorAngles:
         """Angles for one batch of this sensor's samples."""
         acc = self.calibration.correct_acc(batch.acc)
-        out = self.estimator.process(batch.t, acc, batch.gyro, batch.seq)
+        gyro = batch.gyro if self.swivel_gate is None else self.swivel_gate.process(acc, batch.gyro)
+        out = self.estimator.process(batch.t, acc, gyro, batch.seq)
         inclination = self.calibration.inclination_deg(out.up)
         return SensorAngles(batch.sensor_id, batch.placement, out.t, inclination, out.rest)
 
