@@ -407,10 +407,12 @@ def inclination_change_deg(up: FloatArray, up0: FloatArray, axis: FloatArray) ->
     """
     u = np.asarray(up, dtype=np.float64)
     a = np.asarray(axis, dtype=np.float64)
-    u_p = u - (u @ a)[..., None] * a
-    num = np.cross(u_p, up0) @ a
-    den = u_p @ up0
-    out: FloatArray = np.degrees(np.arctan2(num, den))
+    # With u_p = u − (u·a)a: (u_p × up0)·a = u·(up0 × a) (triple product; a·(up0 × a) = 0) and
+    # u_p·up0 = u·(up0 − (a·up0)a), so two dot products per sample do it (this runs per batch).
+    b = np.asarray(up0, dtype=np.float64)
+    num_vec = np.array([b[1] * a[2] - b[2] * a[1], b[2] * a[0] - b[0] * a[2], b[0] * a[1] - b[1] * a[0]])
+    den_vec = b - float(a @ b) * a
+    out: FloatArray = np.degrees(np.arctan2(u @ num_vec, u @ den_vec))
     return out
 
 

@@ -108,20 +108,14 @@ class _Track:
 
     def sample(self, grid: FloatArray, max_gap_s: float) -> FloatArray:
         """Linear interpolation at ``grid``; NaN outside the data and across gaps."""
-        out = np.full(len(grid), np.nan)
-        if len(self.t) == 0:
-            return out
-        right = np.searchsorted(self.t, grid, side="left")
-        exact = (right < len(self.t)) & (self.t[np.minimum(right, len(self.t) - 1)] == grid)
-        out[exact] = self.value[right[exact]]
-        inside = (right > 0) & (right < len(self.t)) & ~exact
-        r = right[inside]
-        t0, t1 = self.t[r - 1], self.t[r]
-        v0, v1 = self.value[r - 1], self.value[r]
-        w = (grid[inside] - t0) / (t1 - t0)
-        vals = v0 + w * (v1 - v0)
-        vals[(t1 - t0) > max_gap_s] = np.nan
-        out[inside] = vals
+        n = len(self.t)
+        if n == 0:
+            return np.full(len(grid), np.nan)
+        out: FloatArray = np.interp(grid, self.t, self.value, left=np.nan, right=np.nan)
+        if n > 1:
+            i = np.clip(np.searchsorted(self.t, grid, side="right"), 1, n - 1)
+            t0 = self.t[i - 1]
+            out[(self.t[i] - t0 > max_gap_s) & (grid != t0)] = np.nan
         return out
 
     def drop_before(self, t: float) -> None:
