@@ -18,6 +18,7 @@ import itertools
 import json
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -26,7 +27,7 @@ import numpy as np
 from sensorhub.model import ImuBatch, Placement
 from sensorhub.pipeline.filters import LowPass
 from sensorhub.pipeline.spine import SpinePipeline
-from sensorhub.sim.evaluate import evaluate
+from sensorhub.sim.evaluate import Evaluation, evaluate, max_error_during, rmse_between
 from sensorhub.sim.wearer import SimulatedWearer, WearerConfig
 from sensorhub.sources.simulator import iter_batches
 
@@ -89,10 +90,85 @@ def _time(fn: Callable[[], None], repeats: int) -> list[float]:
     return out
 
 
+def _row(ev: Evaluation) -> dict[str, object]:
+    return {
+        k.removesuffix("_deg"): {"rmse": round(v.rmse_deg, 3), "max": round(v.max_abs_deg, 3)}
+        for k, v in ev.accuracy.items()
+    }
+
+
+def _rep_rom_errors(ev: Evaluation) -> dict[str, float]:
+    """Max |estimated − true| range of motion per region over the slow and fast reps (deg)."""
+    frame = ev.result.frame
+    worst: dict[str, float] = {}
+    for e in ev.wearer.events():
+        if e.type != "rep" or e.end_t is None:
+            continue
+        m = (frame.t >= e.start_t) & (frame.t <= e.end_t)
+        rom = e.data["rom_deg"]
+        assert isinstance(rom, dict)
+        for region, name in (("thoracic", "thoracic_flexion_deg"), ("lumbar", "lumbar_flexion_deg")):
+            est = getattr(frame, name)[m]
+            err = abs(float(np.nanmax(est) - np.nanmin(est)) - float(rom[region]))  # type: ignore[arg-type]
+            worst[region] = round(max(worst.get(region, 0.0), err), 3)
+    return worst
+
+
+def _accuracy(*, quick: bool) -> dict[str, object]:
+    """Accuracy per scenario, seed and estimator (truth of the simulator; calibration period excluded)."""
+    seeds = (0,) if quick else (0, 1, 2)
+    res: dict[str, object] = {}
+
+    def runs(name: str, config_for_seed: Callable[[int], WearerConfig], estimators=ESTIMATORS, **kw: object):
+        for est in estimators:
+            rows = []
+            for seed in seeds:
+                ev = evaluate(config_for_seed(seed), estimator=est, **kw)  # type: ignore[arg-type]
+                row = _row(ev)
+                if name.startswith("desk_session"):
+                    row["max_during_swivels"] = {
+                        k.removesuffix("_deg"): round(v, 3) for k, v in max_error_during(ev, "swivel").items()
+                    }
+                if name == "cat_camel":
+                    row["rep_rom_max_error"] = _rep_rom_errors(ev)
+                if name == "long_sitting":
+                    first = rmse_between(ev, 0.0, 1200.0)
+                    last = rmse_between(ev, ev.wearer.duration_s - 1200.0, ev.wearer.duration_s)
+                    row["rmse_first_20_min"] = {k.removesuffix("_deg"): round(v, 3) for k, v in first.items()}
+                    row["rmse_last_20_min"] = {k.removesuffix("_deg"): round(v, 3) for k, v in last.items()}
+                rows.append({"seed": seed, **row})
+                print(f"# {name}/{est} seed {seed}: {row}", file=sys.stderr, flush=True)
+            res[f"{name}/{est}"] = rows
+
+    short = 300.0 if quick else None
+    runs("desk_session", lambda s: WearerConfig(scenario="desk_session", seed=s, duration_s=short))
+    runs(
+        "desk_session_nominal_mounting_no_functional",
+        lambda s: WearerConfig(
+            scenario="desk_session", seed=s, duration_s=short, functional="none", nominal_mounting=True
+        ),
+        ("vqf",),
+        functional=None,
+    )
+    runs(
+        "desk_session_one_sensor",
+        lambda s: WearerConfig(
+            scenario="desk_session", seed=s, duration_s=short, placements=(Placement.UPPER_THORACIC,)
+        ),
+        ("vqf",),
+    )
+    runs("cat_camel", lambda s: WearerConfig(scenario="cat_camel", seed=s))
+    runs("confounders", lambda s: WearerConfig(scenario="confounders", seed=s))
+    if not quick:
+        runs("long_sitting", lambda s: WearerConfig(scenario="long_sitting", seed=s), ("vqf",))
+    return res
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short scenarios, one seed")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", choices=["speed", "accuracy"], help="run one half of the benchmark")
     args = parser.parse_args()
     out: dict[str, object] = {
         "benchmark": "pipeline",
@@ -100,6 +176,15 @@ def main() -> None:
         "numpy": np.__version__,
         "machine": platform.machine(),
     }
+    if args.only != "accuracy":
+        out.update(_speed(args))
+    if args.only != "speed":
+        out["accuracy"] = _accuracy(quick=args.quick)
+    print(json.dumps(out, indent=1))
+
+
+def _speed(args: argparse.Namespace) -> dict[str, object]:
+    out: dict[str, object] = {}
     batches, calibration = _recording(300.0 if args.quick else 600.0)
     n_samples = sum(len(b) for b in batches)
     large = _merge_per_sensor(batches, 60.0)
@@ -138,32 +223,7 @@ def main() -> None:
     lp = LowPass(2.0, 50.0, order=2)
     out["display_filter"] = {"cutoff_hz": 2.0, "order": 2, "rate_hz": 50.0, "group_delay_ms": lp.group_delay_s * 1e3}
 
-    scenarios = {
-        "desk_session": {"functional": "auto"},
-        "cat_camel": {"functional": "auto"},
-        "confounders": {"functional": "auto"},
-        "long_sitting": {"functional": "auto"},
-    }
-    seeds = (0,) if args.quick else (0, 1, 2)
-    accuracy: dict[str, object] = {}
-    for name, opts in scenarios.items():
-        duration = None
-        if args.quick:
-            duration = 600.0 if name in ("desk_session", "long_sitting") else None
-        for est in ESTIMATORS:
-            rows = []
-            for seed in seeds:
-                ev = evaluate(
-                    WearerConfig(scenario=name, seed=seed, duration_s=duration),
-                    functional=opts["functional"],
-                    estimator=est,
-                )
-                rows.append(
-                    {k: {"rmse": round(v.rmse_deg, 3), "max": round(v.max_abs_deg, 3)} for k, v in ev.accuracy.items()}
-                )
-            accuracy[f"{name}/{est}"] = rows
-    out["accuracy_deg"] = accuracy
-    print(json.dumps(out, indent=1))
+    return out
 
 
 if __name__ == "__main__":
