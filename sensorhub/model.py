@@ -21,6 +21,7 @@ __all__ = [
     "Event",
     "FloatArray",
     "ImuBatch",
+    "IntArray",
     "JsonValue",
     "Placement",
     "Posture",

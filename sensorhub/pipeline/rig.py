@@ -148,6 +148,7 @@ class Rig:
         self._start_t = start_t
         self._first_t = math.inf  # first sample time of any sensor: silent sensors count from there
         self._next_k = 0  # index of the next grid instant to emit
+        self._empty = self._frame(np.empty(0), {})
 
     def _grid_t(self, k: FloatArray) -> FloatArray:
         assert self._start_t is not None  # set by the first push; internal invariant
@@ -170,18 +171,21 @@ class Rig:
         if angles is not None:
             self.push(angles)
         if self._start_t is None:
-            return self._frame(np.empty(0), {})
+            return self._empty
         # A sensor that has sent nothing yet counts as just before the first sample of any sensor.
-        latest = {p: max(tr.latest, self._first_t - 1e-9) for p, tr in self._tracks.items()}
-        front = max(latest.values())
+        latest = [max(tr.latest, self._first_t - 1e-9) for tr in self._tracks.values()]
+        front = max(latest)
         # An instant is ready when each sensor has reached it, or has fallen a timeout behind.
-        ready_until = min((lat if front - lat <= self.settings.sensor_timeout_s else front) for lat in latest.values())
+        timeout = self.settings.sensor_timeout_s
+        ready_until = min((lat if front - lat <= timeout else front) for lat in latest)
+        if ready_until < self._start_t + self._next_k * self._period:
+            return self._empty
         return self._emit_until(ready_until)
 
     def flush(self) -> SpineFrame:
         """Emit everything up to the newest sample of any sensor (end of a recording)."""
         if self._start_t is None:
-            return self._frame(np.empty(0), {})
+            return self._empty
         return self._emit_until(max(tr.latest for tr in self._tracks.values()))
 
     def _emit_until(self, until_t: float) -> SpineFrame:
@@ -190,7 +194,7 @@ class Rig:
         while k_last >= self._next_k and self._start_t + k_last * self._period > until_t:
             k_last -= 1  # rounding: never emit an instant after the data that decides it
         if k_last < self._next_k:
-            return self._frame(np.empty(0), {})
+            return self._empty
         grid = self._grid_t(np.arange(self._next_k, k_last + 1, dtype=np.float64))
         self._next_k = k_last + 1
         values = {p: tr.sample(grid, self.settings.max_gap_s) for p, tr in self._tracks.items()}
