@@ -68,15 +68,15 @@ def _merge_per_sensor(batches: list[ImuBatch], span_s: float) -> list[ImuBatch]:
     for b in batches:
         by.setdefault(b.placement, []).append(b)
     out = []
-    for p, bs in by.items():
-        t = np.concatenate([b.t for b in bs])
-        acc = np.concatenate([b.acc for b in bs])
-        gyro = np.concatenate([b.gyro for b in bs])
-        seq = np.concatenate([b.seq for b in bs if b.seq is not None])
-        edges = np.searchsorted(t, np.arange(t[0], t[-1] + span_s, span_s))
+    for whole in (ImuBatch.join(bs) for bs in by.values()):
+        edges = np.searchsorted(whole.t, np.arange(whole.t[0], whole.t[-1] + span_s, span_s))
         for i0, i1 in itertools.pairwise(edges):
             if i1 > i0:
-                out.append(ImuBatch(bs[0].sensor_id, p, t[i0:i1], acc[i0:i1], gyro[i0:i1], seq[i0:i1]))
+                seq = None if whole.seq is None else whole.seq[i0:i1]
+                piece = ImuBatch(
+                    whole.sensor_id, whole.placement, whole.t[i0:i1], whole.acc[i0:i1], whole.gyro[i0:i1], seq
+                )
+                out.append(piece)
     out.sort(key=lambda b: float(b.t[0]))
     return out
 

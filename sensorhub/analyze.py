@@ -7,7 +7,6 @@ the streaming one.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,12 +16,13 @@ from typing import Literal
 import numpy as np
 
 from sensorhub.errors import InputError
-from sensorhub.model import ANGLE_COLUMNS, Event, FloatArray, ImuBatch, JsonValue, Placement, SensorAngles, SpineFrame
+from sensorhub.formats import AngleCsvWriter
+from sensorhub.model import ANGLE_COLUMNS, Event, FloatArray, ImuBatch, Placement, SensorAngles, SpineFrame
 from sensorhub.pipeline.calibration import RigCalibration, calibrate_rig
 from sensorhub.pipeline.orientation import offline_up
 from sensorhub.pipeline.rig import Rig, RigSettings
 from sensorhub.pipeline.spine import SpinePipeline, concat_frames
-from sensorhub.sources.csvfile import ImuRecording, SensorSeries
+from sensorhub.sources.csvfile import SensorSeries
 
 __all__ = [
     "AnalysisResult",
@@ -30,7 +30,6 @@ __all__ = [
     "parse_functional",
     "parse_window",
     "write_angle_csv",
-    "write_events_json",
 ]
 
 FunctionalArg = tuple[float, float] | Literal["auto"] | None
@@ -75,15 +74,8 @@ def _series_from_batches(batches: Sequence[ImuBatch]) -> dict[Placement, SensorS
     grouped: dict[Placement, list[ImuBatch]] = {}
     for b in batches:
         grouped.setdefault(b.placement, []).append(b)
-    return {
-        p: SensorSeries(
-            p,
-            np.concatenate([b.t for b in bs]),
-            np.concatenate([b.acc for b in bs]),
-            np.concatenate([b.gyro for b in bs]),
-        )
-        for p, bs in grouped.items()
-    }
+    joined = {p: ImuBatch.join(bs) for p, bs in grouped.items()}
+    return {p: SensorSeries(p, b.t, b.acc, b.gyro) for p, b in joined.items()}
 
 
 def analyze(
@@ -127,11 +119,6 @@ def analyze(
     return AnalysisResult(frame, calibration, events)
 
 
-def analyze_recording(recording: ImuRecording, **kwargs: object) -> AnalysisResult:
-    """:func:`analyze` on a CSV recording (fed in 0.5 s blocks, sensors interleaved)."""
-    return analyze(recording.series, recording.batches(), **kwargs)  # type: ignore[arg-type]
-
-
 def analyze_batches(batches: Sequence[ImuBatch], **kwargs: object) -> AnalysisResult:
     """:func:`analyze` on live-like batches (e.g. a simulator's notifications)."""
     return analyze(_series_from_batches(batches), batches, **kwargs)  # type: ignore[arg-type]
@@ -173,33 +160,12 @@ def _calibration_events(neutral: tuple[float, float], calibration: RigCalibratio
 
 
 def write_angle_csv(path: Path, frame: SpineFrame, posture: Sequence[str] | None = None) -> None:
-    """The DESIGN §6 angle CSV: empty cells where an angle is not available."""
-    n = len(frame.t)
-    labels = list(posture) if posture is not None else ["unknown"] * n
-    cols: list[FloatArray | None] = [
-        frame.thoracic_flexion_deg,
-        frame.lumbar_flexion_deg,
-        frame.trunk_flexion_deg,
-        frame.pelvis_tilt_deg,
-    ]
-    extra = frame.spine_flexion_deg
-
-    def cell(col: FloatArray | None, i: int) -> str:
-        if col is None or not math.isfinite(col[i]):
-            return ""
-        return f"{col[i]:.3f}"
-
+    """The DESIGN §6 angle CSV of a SpineFrame (plus ``spine_flexion_deg``)."""
+    labels = list(posture) if posture is not None else ["unknown"] * len(frame.t)
     with path.open("w", encoding="utf-8", newline="\n") as fh:
-        fh.write(",".join((*ANGLE_COLUMNS, "spine_flexion_deg")) + "\n")
-        for i in range(n):
-            fh.write(
-                f"{frame.t[i]:.4f},{cell(cols[0], i)},{cell(cols[1], i)},{cell(cols[2], i)},{cell(cols[3], i)},"
-                f"{labels[i]},{cell(extra, i)}\n"
-            )
-
-
-def write_events_json(path: Path, events: Sequence[Event], **extra: JsonValue) -> None:
-    """The DESIGN §6 events JSON (``{"events": [...]}`` plus optional extra keys)."""
-    doc: dict[str, JsonValue] = {"events": [e.to_json() for e in events]}
-    doc.update(extra)
-    path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        AngleCsvWriter(fh, ("spine_flexion_deg",)).write(
+            frame.t,
+            {name: getattr(frame, name) for name in ANGLE_COLUMNS[1:5]},
+            labels,
+            {"spine_flexion_deg": frame.spine_flexion_deg},
+        )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
@@ -56,7 +56,6 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         duration_s=args.duration,
         functional=args.functional,
         nominal_mounting=args.nominal_mounting,
-        progress=sys.stderr.isatty(),
     )
     for kind, path in paths.items():
         print(f"{kind}: {path}")
@@ -64,22 +63,17 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from sensorhub.analyze import (
-        analyze,
-        parse_functional,
-        parse_window,
-        write_angle_csv,
-        write_events_json,
-    )
+    from sensorhub.analyze import analyze, parse_functional, parse_window, write_angle_csv
+    from sensorhub.formats import write_events_json
     from sensorhub.pipeline.rig import RigSettings
+    from sensorhub.progress import track
     from sensorhub.sources.csvfile import read_imu_csv
 
     neutral = parse_window(args.neutral, "--neutral") if args.neutral else None
     functional = parse_functional(args.functional)
     recording = read_imu_csv(Path(args.imu_csv))
-    batches = recording.batches()
-    if sys.stderr.isatty():
-        batches = _progress(batches, recording.end_t - recording.start_t, lambda b: float(b.t[-1]) - recording.start_t)
+    start = recording.start_t
+    batches = track(recording.batches(), recording.end_t - start, lambda b: float(b.t[-1]) - start, "analysing")
     result = analyze(
         recording.series,
         batches,
@@ -95,17 +89,6 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     verdict = result.calibration.verdict
     print(f"{args.output}: {len(result.frame)} rows; calibration {verdict}")
     return EXIT_OK
-
-
-def _progress(items: Iterable[T], total: float, position: Callable[[T], float]) -> Iterator[T]:
-    """Wrap an iterable with a rich progress bar (stderr is a terminal)."""
-    from rich.progress import Progress
-
-    with Progress(transient=True) as progress:
-        task = progress.add_task("analysing", total=total)
-        for item in items:
-            progress.update(task, completed=position(item))
-            yield item
 
 
 def _build_parser() -> argparse.ArgumentParser:

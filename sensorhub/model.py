@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
@@ -114,6 +114,24 @@ class ImuBatch:
 
     def __len__(self) -> int:
         return len(self.t)
+
+    @classmethod
+    def join(cls, batches: Sequence[ImuBatch]) -> ImuBatch:
+        """One batch from consecutive batches of one sensor (``seq`` kept only if all have it)."""
+        if not batches:
+            raise ValueError("nothing to join")
+        if len(batches) == 1:
+            return batches[0]
+        first = batches[0]
+        seqs = [b.seq for b in batches if b.seq is not None]
+        return cls(
+            first.sensor_id,
+            first.placement,
+            np.concatenate([b.t for b in batches]),
+            np.concatenate([b.acc for b in batches]),
+            np.concatenate([b.gyro for b in batches]),
+            np.concatenate(seqs) if len(seqs) == len(batches) else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)

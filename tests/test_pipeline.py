@@ -28,15 +28,7 @@ def desk_60s() -> tuple[list[ImuBatch], object]:
 
 
 def _per_sensor(batches: list[ImuBatch], placement: Placement) -> ImuBatch:
-    mine = [b for b in batches if b.placement is placement]
-    return ImuBatch(
-        mine[0].sensor_id,
-        placement,
-        np.concatenate([b.t for b in mine]),
-        np.concatenate([b.acc for b in mine]),
-        np.concatenate([b.gyro for b in mine]),
-        np.concatenate([b.seq for b in mine if b.seq is not None]),
-    )
+    return ImuBatch.join([b for b in batches if b.placement is placement])
 
 
 def _split(batch: ImuBatch, sizes: list[int]) -> list[ImuBatch]:

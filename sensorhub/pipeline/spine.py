@@ -18,7 +18,7 @@ import numpy as np
 from scipy import signal
 
 from sensorhub.errors import InputError
-from sensorhub.model import FloatArray, ImuBatch, IntArray, Placement, SensorAngles, SpineFrame
+from sensorhub.model import FloatArray, ImuBatch, Placement, SensorAngles, SpineFrame
 from sensorhub.pipeline.calibration import RigCalibration, SensorCalibration
 from sensorhub.pipeline.orientation import Estimator, make_estimator
 from sensorhub.pipeline.rig import Rig, RigSettings
@@ -142,26 +142,12 @@ class SpinePipeline:
             pipeline = self.sensors.get(placement)
             if pipeline is None:
                 raise InputError(f"no calibration for sensor placement {placement.value}")
-            self.rig.push(pipeline.process(group[0] if len(group) == 1 else _join(group)))
+            self.rig.push(pipeline.process(ImuBatch.join(group)))
         return self.rig.process()
 
     def flush(self) -> SpineFrame:
         """Emit what is left at the end of a recording."""
         return self.rig.flush()
-
-
-def _join(group: Sequence[ImuBatch]) -> ImuBatch:
-    """One batch from consecutive batches of one sensor."""
-    seqs = [b.seq for b in group if b.seq is not None]
-    seq: IntArray | None = np.concatenate(seqs) if len(seqs) == len(group) else None
-    return ImuBatch(
-        group[0].sensor_id,
-        group[0].placement,
-        np.concatenate([b.t for b in group]),
-        np.concatenate([b.acc for b in group]),
-        np.concatenate([b.gyro for b in group]),
-        seq,
-    )
 
 
 def concat_frames(frames: list[SpineFrame]) -> SpineFrame:

@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from sensorhub.errors import SimulationError
-from sensorhub.model import ANGLE_COLUMNS, Placement
+from sensorhub.formats import AngleCsvWriter, write_events_json
+from sensorhub.model import ANGLE_COLUMNS, FloatArray, Placement
+from sensorhub.progress import track
 from sensorhub.sim.scenarios import Functional
 from sensorhub.sim.wearer import SimulatedWearer, WearerConfig
 from sensorhub.sources.simulator import iter_batches
@@ -53,7 +55,6 @@ def write_simulation(
     functional: Functional = "bends",
     nominal_mounting: bool = False,
     truth_rate_hz: float = 50.0,
-    progress: bool = False,
 ) -> dict[str, Path]:
     """Simulate and write imu.csv, truth.csv, events.json and simulation.json into ``out_dir``."""
     config = WearerConfig(
@@ -73,53 +74,43 @@ def write_simulation(
         "events": out_dir / "events.json",
         "simulation": out_dir / "simulation.json",
     }
-    _write_imu(wearer, paths["imu"], progress=progress)
+    _write_imu(wearer, paths["imu"])
     _write_truth(wearer, paths["truth"], truth_rate_hz)
-    events = [e.to_json() for e in wearer.events()]
-    paths["events"].write_text(json.dumps({"events": events}, indent=1) + "\n", encoding="utf-8")
+    write_events_json(paths["events"], wearer.events())
     paths["simulation"].write_text(json.dumps(_describe(wearer), indent=1) + "\n", encoding="utf-8")
     return paths
 
 
-def _write_imu(wearer: SimulatedWearer, path: Path, *, progress: bool) -> None:
-    bar = _Progress(wearer.duration_s) if progress else None
+def _write_imu(wearer: SimulatedWearer, path: Path) -> None:
     with path.open("w", encoding="utf-8", newline="\n") as fh:
         fh.write(",".join(IMU_HEADER) + "\n")
-        for arrival_t, batch in iter_batches(wearer):
+        for _, batch in track(iter_batches(wearer), wearer.duration_s, lambda item: item[0], "simulating"):
             name = batch.placement.value
             rows = np.column_stack([batch.t, batch.acc, batch.gyro])
             fh.writelines(
                 f"{r[0]:.6f},{name},{r[1]:.5f},{r[2]:.5f},{r[3]:.5f},{r[4]:.6f},{r[5]:.6f},{r[6]:.6f}\n" for r in rows
             )
-            if bar is not None:
-                bar.update(arrival_t)
-    if bar is not None:
-        bar.close()
 
 
 def _write_truth(wearer: SimulatedWearer, path: Path, rate_hz: float) -> None:
     n = math.floor(wearer.duration_s * rate_hz) + 1
     slouch = [(e.start_t, e.end_t if e.end_t is not None else math.inf) for e in wearer.events() if e.type == "slouch"]
     with path.open("w", encoding="utf-8", newline="\n") as fh:
-        fh.write(",".join(ANGLE_COLUMNS + TRUTH_EXTRA_COLUMNS) + "\n")
-        block = 60 * int(rate_hz)
+        writer = AngleCsvWriter(fh, TRUTH_EXTRA_COLUMNS, decimals=4)
+        block = 60 * int(rate_hz)  # one minute at a time: bounded memory for 2 h sessions
         for i0 in range(0, n, block):
             t = np.arange(i0, min(n, i0 + block)) / rate_hz
             tr = wearer.truth(t)
             in_slouch = np.zeros(len(t), dtype=bool)
             for a, b in slouch:
                 in_slouch |= (t >= a) & (t < b)
-            cols = (
-                tr.thoracic_flexion_deg,
-                tr.lumbar_flexion_deg,
-                tr.trunk_flexion_deg,
-                tr.pelvis_tilt_deg,
-            )
-            for k in range(len(t)):
-                fh.write(
-                    f"{t[k]:.4f},{cols[0][k]:.4f},{cols[1][k]:.4f},{cols[2][k]:.4f},{cols[3][k]:.4f},"
-                    f"{tr.posture[k]},{tr.spine_flexion_deg[k]:.4f},{tr.heading_deg[k]:.3f},{int(in_slouch[k])}\n"
-                )
+            angles = {name: getattr(tr, name) for name in ANGLE_COLUMNS[1:5]}
+            extra: dict[str, FloatArray | list[str] | None] = {
+                "spine_flexion_deg": tr.spine_flexion_deg,
+                "heading_deg": np.round(tr.heading_deg, 3),
+                "slouch": [str(int(x)) for x in in_slouch],
+            }
+            writer.write(t, angles, tr.posture, extra)
 
 
 def _describe(wearer: SimulatedWearer) -> dict[str, object]:
@@ -147,20 +138,3 @@ def _describe(wearer: SimulatedWearer) -> dict[str, object]:
         "nominal_mounting": c.nominal_mounting,
         "sensors": sensors,
     }
-
-
-class _Progress:
-    """A rich progress bar over simulated seconds (only on a terminal)."""
-
-    def __init__(self, total_s: float) -> None:
-        from rich.progress import Progress
-
-        self._progress = Progress(transient=True)
-        self._task = self._progress.add_task("simulating", total=total_s)
-        self._progress.start()
-
-    def update(self, t: float) -> None:
-        self._progress.update(self._task, completed=t)
-
-    def close(self) -> None:
-        self._progress.stop()
