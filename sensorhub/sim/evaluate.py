@@ -61,7 +61,7 @@ def accuracy(frame: SpineFrame, truth: Truth, mask: np.ndarray) -> dict[str, Ang
 def evaluate(
     config: WearerConfig,
     *,
-    functional: FunctionalArg | str = "auto",
+    functional: FunctionalArg = "auto",
     estimator: str = "vqf",
     offline: bool = False,
     settle_s: float = 5.0,
@@ -76,14 +76,10 @@ def evaluate(
     events = wearer.events()
     neutral = next(e for e in events if e.type == "neutral")
     func = next((e for e in events if e.type == "functional"), None)
-    if functional == "truth":
-        functional_arg: FunctionalArg = None if func is None else (func.start_t, float(func.end_t or func.start_t))
-    else:
-        functional_arg = functional  # type: ignore[assignment]
     result = analyze_batches(
         batches,
         neutral=(neutral.start_t, float(neutral.end_t or 10.0)),
-        functional=functional_arg,
+        functional=functional,
         offline=offline,
         estimator=estimator,
     )
