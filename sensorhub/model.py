@@ -124,14 +124,19 @@ class ImuBatch:
             return batches[0]
         first = batches[0]
         seqs = [b.seq for b in batches if b.seq is not None]
-        return cls(
-            first.sensor_id,
-            first.placement,
-            np.concatenate([b.t for b in batches]),
-            np.concatenate([b.acc for b in batches]),
-            np.concatenate([b.gyro for b in batches]),
-            np.concatenate(seqs) if len(seqs) == len(batches) else None,
-        )
+        # The parts were validated when they were made, so the joined batch skips __post_init__
+        # (this runs for every sensor on every service tick).
+        joined = object.__new__(cls)
+        for name, value in (
+            ("sensor_id", first.sensor_id),
+            ("placement", first.placement),
+            ("t", np.concatenate([b.t for b in batches])),
+            ("acc", np.concatenate([b.acc for b in batches])),
+            ("gyro", np.concatenate([b.gyro for b in batches])),
+            ("seq", np.concatenate(seqs) if len(seqs) == len(batches) else None),
+        ):
+            object.__setattr__(joined, name, value)
+        return joined
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,7 +71,9 @@ __all__ = [
     "estimate_acc_bias",
     "find_functional_window",
     "functional_axis",
+    "inclination_basis",
     "inclination_change_deg",
+    "inclination_from_basis",
     "multi_orientation_calibration",
     "nominal_axis",
 ]
@@ -406,14 +408,30 @@ def inclination_change_deg(up: FloatArray, up0: FloatArray, axis: FloatArray) ->
         (N,) degrees (a 0-d array for a single vector), in (−180, 180].
     """
     u = np.asarray(up, dtype=np.float64)
+    return inclination_from_basis(u, inclination_basis(up0, axis))
+
+
+def inclination_basis(up0: FloatArray, axis: FloatArray) -> FloatArray:
+    """(3, 2) matrix B with ``up @ B`` = (sine part, cosine part) of the inclination change.
+
+    With u_p = u − (u·a)a: (u_p × up0)·a = u·(up0 × a) (triple product; a·(up0 × a) = 0) and
+    u_p·up0 = u·(up0 − (a·up0)a), so two dot products per sample give the signed angle.
+    """
     a = np.asarray(axis, dtype=np.float64)
-    # With u_p = u − (u·a)a: (u_p × up0)·a = u·(up0 × a) (triple product; a·(up0 × a) = 0) and
-    # u_p·up0 = u·(up0 − (a·up0)a), so two dot products per sample do it (this runs per batch).
     b = np.asarray(up0, dtype=np.float64)
     num_vec = np.array([b[1] * a[2] - b[2] * a[1], b[2] * a[0] - b[0] * a[2], b[0] * a[1] - b[1] * a[0]])
     den_vec = b - float(a @ b) * a
-    out: FloatArray = np.degrees(np.arctan2(u @ num_vec, u @ den_vec))
+    return np.stack([num_vec, den_vec], axis=1)
+
+
+def inclination_from_basis(up: FloatArray, basis: FloatArray) -> FloatArray:
+    """:func:`inclination_change_deg` with a precomputed :func:`inclination_basis` (deg)."""
+    sc = up @ basis
+    out: FloatArray = np.arctan2(sc[..., 0], sc[..., 1]) * _RAD2DEG
     return out
+
+
+_RAD2DEG = 180.0 / math.pi
 
 
 def nominal_axis(up0: FloatArray, *, sensor: str = "") -> FloatArray:

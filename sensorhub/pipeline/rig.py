@@ -112,7 +112,7 @@ class _Track:
         if n == 0:
             return np.full(len(grid), np.nan)
         out: FloatArray = np.interp(grid, self.t, self.value, left=np.nan, right=np.nan)
-        if n > 1:
+        if n > 1 and (self.t[-1] - self.t[0] > max_gap_s) and float(np.diff(self.t).max()) > max_gap_s:
             i = np.clip(np.searchsorted(self.t, grid, side="right"), 1, n - 1)
             t0 = self.t[i - 1]
             out[(self.t[i] - t0 > max_gap_s) & (grid != t0)] = np.nan
@@ -203,16 +203,14 @@ class Rig:
         return self._frame(grid, values)
 
     def _frame(self, grid: FloatArray, v: dict[Placement, FloatArray]) -> SpineFrame:
-        def get(name: str, compute: FloatArray) -> FloatArray | None:
-            return compute if name in self.angles else None
-
-        nan = np.full(len(grid), np.nan)
-        ut, tl, sa = (v.get(p, nan) for p in (UT, TL, SA))
+        if not v:
+            v = {p: np.full(len(grid), np.nan) for p in self.placements}
+        ut, tl, sa = v.get(UT), v.get(TL), v.get(SA)
         return SpineFrame(
             t=grid,
-            thoracic_flexion_deg=get("thoracic_flexion_deg", ut - tl),
-            lumbar_flexion_deg=get("lumbar_flexion_deg", tl - sa),
-            trunk_flexion_deg=get("trunk_flexion_deg", ut),
-            pelvis_tilt_deg=get("pelvis_tilt_deg", sa),
-            spine_flexion_deg=get("spine_flexion_deg", ut - sa),
+            thoracic_flexion_deg=None if ut is None or tl is None else ut - tl,
+            lumbar_flexion_deg=None if tl is None or sa is None else tl - sa,
+            trunk_flexion_deg=ut,
+            pelvis_tilt_deg=sa,
+            spine_flexion_deg=None if ut is None or sa is None else ut - sa,
         )
