@@ -7,7 +7,10 @@ no traceback).
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -91,6 +94,38 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_broker(args: argparse.Namespace) -> int:
+    return asyncio.run(_serve_broker(args.host, args.port))
+
+
+async def _serve_broker(host: str, port: int) -> int:
+    """Run the embedded broker until SIGINT or SIGTERM."""
+    from sensorhub.mqtt.broker import EmbeddedBroker
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        # Windows has no loop signal handlers; Ctrl-C then arrives as KeyboardInterrupt (exit 130).
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+    async with EmbeddedBroker(host, port) as broker:
+        fallback = f"; port {port} is in use" if port not in (0, broker.port) else ""
+        print(f"MQTT broker listening on {broker.url}{fallback} (Ctrl-C to stop)", flush=True)
+        await stop.wait()
+    print("MQTT broker stopped", flush=True)
+    return EXIT_OK
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (0-65535, 0 = any free port)")
+    return value
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="sensorhub",
@@ -161,6 +196,17 @@ def _build_parser() -> argparse.ArgumentParser:
     p_an.add_argument("--estimator", choices=["vqf", "complementary"], default="vqf", help="orientation filter")
     p_an.add_argument("--rate", type=float, default=50.0, help="output rate in Hz (default 50)")
     p_an.set_defaults(handler=_cmd_analyze)
+
+    p_broker = sub.add_parser(
+        "broker",
+        help="run the embedded MQTT broker alone (needs sensorhub[broker])",
+        description="Run the embedded MQTT broker (MQTT 3.1.1, anonymous, loopback only) until Ctrl-C. "
+        "When the port is in use it listens on a free port and prints it. For a network-facing broker "
+        "use mosquitto (docs/mqtt-broker.md).",
+    )
+    p_broker.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (default: 127.0.0.1)")
+    p_broker.add_argument("--port", type=_port, default=1883, help="TCP port (default: 1883; 0 = any free port)")
+    p_broker.set_defaults(handler=_cmd_broker)
     return parser
 
 

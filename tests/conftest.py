@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from brokers import amqtt_broker, mosquitto, mqtt_broker  # noqa: F401  (MQTT broker fixtures for every test)
 
 from sensorhub.model import Placement
 from sensorhub.sim.imu import Notification
