@@ -1,0 +1,1 @@
+"""Posture engine: posture classes, slouch alerts, movement breaks, the cat/camel coach, statistics."""
