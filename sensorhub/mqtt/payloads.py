@@ -68,7 +68,7 @@ _HZ_DECIMALS: Final = 2
 #: Values of ``state`` in an ``alerts`` payload.
 ALERT_STATES: Final = ("start", "end")
 #: Values of ``type`` in an ``exercise`` payload.
-EXERCISE_EVENT_TYPES: Final = ("rep", "set")
+EXERCISE_EVENT_TYPES: Final = ("rep", "set", "pain_stop")
 #: Regions of ``rom_deg`` in a rep or set event (DESIGN §6).
 ROM_REGIONS: Final = ("thoracic", "lumbar", "trunk", "pelvis")
 
