@@ -356,10 +356,11 @@ async def test_alerts_and_exercise_events_go_through_the_outbox_in_order(
     assert publisher.stats.alerts_sent == 3
 
 
+@pytest.mark.parametrize("outage_s", [2.5, pytest.param(30.0, marks=pytest.mark.slow)], ids=["2.5s", "30s"])
 async def test_alerts_survive_a_broker_outage_in_order_and_angles_resume_quickly(
-    mosquitto: BrokerHandle, outbox: Outbox, caplog: pytest.LogCaptureFixture
+    mosquitto: BrokerHandle, outbox: Outbox, caplog: pytest.LogCaptureFixture, outage_s: float
 ) -> None:
-    """A stream of angles and alerts, the broker SIGKILLed for ~2.5 s, every alert delivered in order.
+    """A stream of angles and alerts, the broker SIGKILLed for ``outage_s``, every alert delivered in order.
 
     The jitter is pinned to its ceiling, so the reconnect happens at the worst moment the backoff
     allows (1.5 s after a failed attempt, the broker returning just after that attempt). mosquitto
@@ -386,7 +387,7 @@ async def test_alerts_survive_a_broker_outage_in_order_and_angles_resume_quickly
         try:
             await before.wait_for(5, topic=f"{BASE}/alerts")
             await mqtt_broker.stop()
-            await asyncio.sleep(2.5)
+            await asyncio.sleep(outage_s)
             calls = rng.calls
             await until(lambda: rng.calls > calls, what="a failed reconnect attempt")
             await mqtt_broker.start()
