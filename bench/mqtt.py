@@ -255,7 +255,7 @@ def main() -> None:
     if args.quick:
         args.repeats, args.angles, args.alerts, args.latency_n = 1, 2000, 200, 50
     else:
-        args.angles, args.alerts, args.latency_n = 20_000, 1000, 300
+        args.angles, args.alerts, args.latency_n = 10_000, 500, 200
     json.dump(asyncio.run(_main(args)), sys.stdout, indent=1)
     print()
 
