@@ -336,7 +336,7 @@ def test_buttons_send_payloads_the_command_parser_accepts() -> None:
         schema = json.loads((SCHEMA_DIR / f"cmd-{name}.schema.json").read_text("utf-8"))
         Draft202012Validator(schema).validate(json.loads(button["payload_press"]))
     assert parse_command("calibrate", calibrate["payload_press"].encode()) == CalibrateCommand()
-    assert parse_command("snooze", snooze["payload_press"].encode()) == SnoozeCommand(minutes=30.0)
+    assert parse_command("snooze", snooze["payload_press"].encode()) == SnoozeCommand(minutes=None)
 
 
 def test_removal_messages_empty_every_config_topic() -> None:

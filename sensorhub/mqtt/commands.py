@@ -48,7 +48,8 @@ __all__ = [
 #: Largest command payload accepted, in bytes; real commands are a few dozen bytes.
 MAX_COMMAND_BYTES: Final = 4096
 
-#: Snooze length when the payload gives none, minutes.
+#: Snooze length of the config's default (``[alerts] snooze_min``), minutes; a payload without
+#: ``minutes`` leaves the choice to the wearer's config.
 DEFAULT_SNOOZE_MIN: Final = 30.0
 #: Snooze length range, minutes (one minute to four hours).
 SNOOZE_RANGE_MIN: Final = (1.0, 240.0)
@@ -128,13 +129,14 @@ class SnoozeCommand:
     """Silence alerts for a while.
 
     Attributes:
-        minutes: how long, 1–240 minutes.
+        minutes: how long, 1–240 minutes; None (the payload gave none) = the config's
+            ``[alerts] snooze_min``.
     """
 
-    minutes: float
+    minutes: float | None = None
 
     def __post_init__(self) -> None:
-        if not SNOOZE_RANGE_MIN[0] <= self.minutes <= SNOOZE_RANGE_MIN[1]:
+        if self.minutes is not None and not SNOOZE_RANGE_MIN[0] <= self.minutes <= SNOOZE_RANGE_MIN[1]:
             raise ValueError(f"minutes must be from {SNOOZE_RANGE_MIN[0]:g} to {SNOOZE_RANGE_MIN[1]:g}")
 
 
@@ -312,6 +314,8 @@ def _calibrate(obj: Mapping[str, object]) -> CalibrateCommand:
 
 def _snooze(obj: Mapping[str, object]) -> SnoozeCommand:
     _check_keys("snooze", obj, ("minutes",))
+    if "minutes" not in obj:
+        return SnoozeCommand(minutes=None)  # the wearer's configured snooze length
     return SnoozeCommand(minutes=_number("snooze", obj, "minutes", DEFAULT_SNOOZE_MIN, SNOOZE_RANGE_MIN))
 
 

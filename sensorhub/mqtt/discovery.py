@@ -269,7 +269,7 @@ def _entities(
             "snooze",
             "Snooze alerts",
             command_topic=topics.cmd("snooze"),
-            payload_press='{"minutes":30}',
+            payload_press="{}",
             qos=1,
             retain=False,
             icon="mdi:bell-sleep",
