@@ -130,7 +130,7 @@ def test_sine_reps_exact_count_rom_and_duration() -> None:
         assert d(rep)["signal"] == "spine"
     (summary,) = of_type(events, "set")
     assert d(summary)["reps"] == 5
-    assert d(summary)["too_fast"] == 0
+    assert d(summary)["too_fast_reps"] == 0
     assert d(summary)["rom_mean_deg"]["trunk"] == pytest.approx(0.7 * 40.0, abs=0.02)
     assert d(summary)["rep_s"]["max"] == pytest.approx(SINE_DURATION_FRACTION * 12.0, abs=0.05)
 
@@ -149,7 +149,7 @@ def test_fast_reps_are_flagged_by_tempo() -> None:
     events = run_set(ExerciseCoach(), back_frame(t, x))
     assert ExerciseSettings().min_rep_s == 5.0
     assert [d(r)["too_fast"] for r in of_type(events, "rep")] == [False, False, True, False, True, False, False]
-    assert d(of_type(events, "set")[0])["too_fast"] == 2
+    assert d(of_type(events, "set")[0])["too_fast_reps"] == 2
     slower = ExerciseCoach(ExerciseSettings(min_rep_s=2.0))
     assert not any(d(r)["too_fast"] for r in of_type(run_set(slower, back_frame(t, x)), "rep"))
 

@@ -57,7 +57,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import aiomqtt
 from paho.mqtt.client import MQTT_LOG_ERR
@@ -632,7 +632,7 @@ class MqttPublisher:
 
     async def _announce(self, client: aiomqtt.Client, announced: asyncio.Event) -> None:
         status = DELIVERY["status"]
-        await client.publish(self._topics.status, status_payload(True), qos=status.qos, retain=status.retain)
+        await _publish(client, self._topics.status, status_payload(True), qos=status.qos, retain=status.retain)
         filters = [(self._topics.cmd_filter, 1)]
         if self._config.discovery:
             filters.append((self._ha_status, 1))
@@ -659,7 +659,7 @@ class MqttPublisher:
             if not self._discovery_wanted:
                 return
             for topic, payload in self._discovery:
-                await client.publish(topic, payload, qos=delivery.qos, retain=delivery.retain)
+                await _publish(client, topic, payload, qos=delivery.qos, retain=delivery.retain)
         log.debug("published %d Home Assistant discovery messages", len(self._discovery))
 
     # -----------------------------------------------------------------------------------------
@@ -677,7 +677,7 @@ class MqttPublisher:
                 if time.monotonic() - queued_at > ANGLES_MAX_AGE_S:
                     self._angles_dropped += 1
                     continue
-                await client.publish(topic, payload, qos=qos, properties=properties)
+                await _publish(client, topic, payload, qos=qos, properties=properties)
                 self._angles_sent += 1
             self._angles_ready.clear()
 
@@ -688,7 +688,7 @@ class MqttPublisher:
             while self._state_dirty:
                 topic = next(iter(self._state_dirty))
                 payload = self._state[topic]
-                await client.publish(topic, payload, qos=1, retain=True)
+                await _publish(client, topic, payload, qos=1, retain=True)
                 if self._state.get(topic) is payload:  # unchanged while in flight: done
                     self._state_dirty.pop(topic, None)
             self._state_ready.clear()
@@ -704,7 +704,7 @@ class MqttPublisher:
                 await self._outbox_ready.wait()
                 continue
             message = head[0]
-            await client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
+            await _publish(client, message.topic, message.payload, qos=message.qos, retain=message.retain)
             outbox.ack(message.id)
             self._alerts_sent += 1
 
@@ -753,7 +753,7 @@ class MqttPublisher:
         log.warning("MQTT command rejected: %s", message)
         body = encode(error_payload(self._clock(), source=source, message=message, payload=payload))
         delivery = DELIVERY["errors"]
-        await client.publish(self._topics.errors, body, qos=delivery.qos, retain=delivery.retain)
+        await _publish(client, self._topics.errors, body, qos=delivery.qos, retain=delivery.retain)
 
     # -----------------------------------------------------------------------------------------
     # Error translation: one line a person can act on, never the password.
@@ -845,6 +845,20 @@ class MqttPublisher:
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+async def _publish(client: aiomqtt.Client, topic: str, payload: bytes, **kwargs: Any) -> None:
+    """``client.publish`` that never loses a cancellation.
+
+    aiomqtt waits for the acknowledgement with ``asyncio.wait_for``, which on Python 3.11 returns
+    the result and drops a cancellation that arrives as the acknowledgement completes (fixed in
+    3.12, gh-86296). A sender loop that missed its cancellation would wait for more data forever
+    and hold up shutdown, so the cancellation is raised again here.
+    """
+    await client.publish(topic, payload, **kwargs)
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _host_port(host: str, port: int) -> str:

@@ -249,7 +249,8 @@ class SetSummary:
             "set": self.number,
             "mode": self.mode,
             "reps": self.reps,
-            "too_fast": self.too_fast,
+            # A count here; in a rep event "too_fast" is that rep's flag (DESIGN §6), so another name.
+            "too_fast_reps": self.too_fast,
             "rom_mean_deg": self.rom_mean_deg.to_json(),
             "rom_max_deg": self.rom_max_deg.to_json(),
             "rep_s": {"mean": _round(self.rep_s_mean), "min": _round(self.rep_s_min), "max": _round(self.rep_s_max)},
@@ -277,7 +278,7 @@ class SetSummary:
                 number=int(_req_float(obj["set"])),
                 mode=str(obj.get("mode", "command")),
                 reps=int(_req_float(obj["reps"])),
-                too_fast=int(_req_float(obj.get("too_fast", 0))),
+                too_fast=int(_req_float(obj.get("too_fast_reps", 0))),
                 rom_mean_deg=RegionDeg.from_json(obj.get("rom_mean_deg")),
                 rom_max_deg=RegionDeg.from_json(obj.get("rom_max_deg")),
                 rep_s_mean=_opt_float(tempo.get("mean")),
