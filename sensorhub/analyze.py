@@ -2,7 +2,13 @@
 
 Runs exactly the live stages (calibration, then :class:`~sensorhub.pipeline.spine.SpinePipeline`
 fed batch by batch), or, with ``offline=True``, VQF's forward–backward offline estimator in place of
-the streaming one.
+the streaming one; then the :class:`~sensorhub.posture.engine.PostureEngine` over the angles
+(posture labels, slouch and break events, exercise events), the same object the live service runs.
+
+Quiet hours offline: they need the wall clock. When the file's times are Unix epoch seconds
+(``t ≥ 1e9``, i.e. after September 2001, as exported sessions are) they are read as such, in the
+machine's local time zone; on any other clock (e.g. seconds from the start of a recording) quiet
+hours cannot be placed and do not apply (docs/posture.md).
 """
 
 from __future__ import annotations
@@ -15,13 +21,15 @@ from typing import Literal
 
 import numpy as np
 
+from sensorhub.config import AlertsConfig
 from sensorhub.errors import InputError
 from sensorhub.formats import AngleCsvWriter
-from sensorhub.model import ANGLE_COLUMNS, Event, FloatArray, ImuBatch, Placement, SensorAngles, SpineFrame
+from sensorhub.model import ANGLE_COLUMNS, Event, FloatArray, ImuBatch, JsonValue, Placement, SensorAngles, SpineFrame
 from sensorhub.pipeline.calibration import RigCalibration, calibrate_rig
 from sensorhub.pipeline.orientation import offline_up
 from sensorhub.pipeline.rig import Rig, RigSettings
-from sensorhub.pipeline.spine import SpinePipeline, concat_frames
+from sensorhub.pipeline.spine import MovementMeter, SpinePipeline, concat_frames
+from sensorhub.posture.engine import PostureEngine
 from sensorhub.sources.csvfile import SensorSeries
 
 __all__ = [
@@ -37,14 +45,28 @@ FunctionalArg = tuple[float, float] | Literal["auto"] | None
 #: Default neutral window: the first 10 s of the recording (DESIGN §5).
 DEFAULT_NEUTRAL_S = 10.0
 
+#: Times at or above this (s) are taken for Unix epoch seconds (2001-09-09): quiet hours apply.
+EPOCH_CLOCK_MIN_S = 1e9
+
 
 @dataclass(frozen=True, slots=True)
 class AnalysisResult:
-    """What ``analyze`` produced."""
+    """What ``analyze`` produced.
+
+    Attributes:
+        frame: the spine angles on the output grid.
+        calibration: the rig calibration used.
+        events: calibration windows (``neutral``, ``functional``), then the posture engine's
+            events (slouch, break, rep, set, ...) in start order; open ones have ``end_t`` None.
+        posture: posture label per instant of ``frame`` ("unknown" everywhere without the engine).
+        stats: the posture engine's session statistics (None without the engine).
+    """
 
     frame: SpineFrame
     calibration: RigCalibration
     events: list[Event]
+    posture: list[str] | None = None
+    stats: dict[str, JsonValue] | None = None
 
 
 def parse_window(text: str, option: str) -> tuple[float, float]:
@@ -88,6 +110,8 @@ def analyze(
     estimator: str = "vqf",
     nominal_rate_hz: float | Mapping[Placement, float] | None = None,
     rig_settings: RigSettings | None = None,
+    posture: bool = True,
+    alerts: AlertsConfig | None = None,
 ) -> AnalysisResult:
     """Calibrate on the windows, then run the pipeline over ``batches`` (the same data, in order).
 
@@ -100,6 +124,8 @@ def analyze(
         estimator: "vqf" or "complementary" (streaming only).
         nominal_rate_hz: nominal rate per sensor; default: measured from each sensor's timestamps.
         rig_settings: output grid and gap rules.
+        posture: run the posture engine over the angles.
+        alerts: the posture engine's ``[alerts]`` settings (default: the config defaults).
     """
     if not series:
         raise InputError("no sensor data")
@@ -116,7 +142,16 @@ def analyze(
         frames = [pipeline.process(b) for b in batches]
         frames.append(pipeline.flush())
         frame = concat_frames(frames)
-    return AnalysisResult(frame, calibration, events)
+    if not posture:
+        return AnalysisResult(frame, calibration, events)
+    # The engine's output does not depend on how the frames are cut (tested), so it takes the
+    # whole recording in one block.
+    epoch_offset = 0.0 if start >= EPOCH_CLOCK_MIN_S else None
+    engine = PostureEngine(alerts or AlertsConfig(), tuple(series), epoch_offset_s=epoch_offset)
+    out = engine.process(frame)
+    found = [*out.finished, *engine.finish()]
+    found.sort(key=lambda e: e.start_t)
+    return AnalysisResult(frame, calibration, events + found, [str(p) for p in out.labels], engine.stats_json())
 
 
 def analyze_batches(batches: Sequence[ImuBatch], **kwargs: object) -> AnalysisResult:
@@ -140,14 +175,15 @@ def _offline(
     for placement, s in series.items():
         cal = calibration.sensors[placement.value]
         rate = rates if isinstance(rates, float | int) else rates[placement]
-        out = offline_up(
-            s.t,
-            cal.correct_acc(s.acc),
-            s.gyro,
-            nominal_rate_hz=float(rate),
-            gyro_bias_radps=np.asarray(cal.gyro_bias_radps, dtype=np.float64),
+        acc = cal.correct_acc(s.acc)
+        bias = np.asarray(cal.gyro_bias_radps, dtype=np.float64)
+        out = offline_up(s.t, acc, s.gyro, nominal_rate_hz=float(rate), gyro_bias_radps=bias)
+        movement = MovementMeter(bias, float(rate)).process(acc, s.gyro, out.up)
+        rig.push(
+            SensorAngles(
+                f"offline-{placement.value}", placement, out.t, cal.inclination_deg(out.up), out.rest, movement
+            )
         )
-        rig.push(SensorAngles(f"offline-{placement.value}", placement, out.t, cal.inclination_deg(out.up), out.rest))
     return rig.flush()
 
 

@@ -149,6 +149,8 @@ class SensorAngles:
         t: (N,) host seconds, the sensor's own sample times.
         inclination_deg: (N,) degrees, + = forward flexion of the segment under the sensor.
         rest: (N,) whether the orientation estimator deems the sensor at rest.
+        movement: (N,) running RMS of the sensor's movement (dimensionless, see
+            :class:`~sensorhub.pipeline.spine.MovementMeter`), or None when not measured.
     """
 
     sensor_id: str
@@ -156,6 +158,7 @@ class SensorAngles:
     t: FloatArray
     inclination_deg: FloatArray
     rest: NDArray[np.bool_]
+    movement: FloatArray | None = None
 
     def __len__(self) -> int:
         return len(self.t)
@@ -167,6 +170,11 @@ class SpineFrame:
 
     Each angle is (N,) degrees relative to the calibrated neutral, positive = flexion; None when the
     present sensors cannot give it at all, NaN in a sample where a sensor has a gap.
+
+    ``movement`` is (N,) movement intensity, dimensionless: the largest of the sensors' running RMS
+    of tilt rate (per 30 °/s) and gravity-free acceleration (per 3 m/s²), about 0.1–0.2 sitting
+    still or typing and near 1 walking (docs/posture.md); None when the sensors' pipelines do not
+    measure it, NaN where no sensor has data.
     """
 
     t: FloatArray
@@ -175,6 +183,7 @@ class SpineFrame:
     trunk_flexion_deg: FloatArray | None = None
     pelvis_tilt_deg: FloatArray | None = None
     spine_flexion_deg: FloatArray | None = None
+    movement: FloatArray | None = None
 
     def __len__(self) -> int:
         return len(self.t)

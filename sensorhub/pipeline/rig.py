@@ -15,7 +15,9 @@ spine_flexion_deg      upper_thoracic − sacral                      upper_thor
 =====================  ===========================================  =========================
 
 An angle the sensor set cannot give is ``None`` in the :class:`SpineFrame` (empty in files, null
-on MQTT), never a guess. Within a stream, a grid instant gets NaN for a sensor when:
+on MQTT), never a guess. Each sensor's movement (when its pipeline measures it) is resampled the
+same way; the frame's ``movement`` is the largest of them (NaN-skipping), None when no sensor
+measures it. Within a stream, a grid instant gets NaN for a sensor when:
 
 - the two bracketing samples are more than ``max_gap_s`` apart (a gap: lost notifications, a
   reconnect), or
@@ -37,8 +39,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from sensorhub.errors import InputError
 from sensorhub.model import FloatArray, Placement, SensorAngles, SpineFrame
@@ -87,36 +91,60 @@ class RigSettings:
 
 
 class _Track:
-    """One sensor's pending samples (times increasing)."""
+    """One sensor's pending samples (times increasing).
 
-    __slots__ = ("t", "value")
+    With a movement measure the track keeps ``inclination + 1j·movement`` in one complex array, so
+    that one ``np.interp`` call per emission resamples both (the streaming path is benchmarked).
+    """
+
+    __slots__ = ("has_movement", "t", "value")
 
     def __init__(self) -> None:
         self.t = np.empty(0)
-        self.value = np.empty(0)
+        self.value: NDArray[Any] = np.empty(0)  # float64, or complex128 with a movement measure
+        self.has_movement = False
 
-    def append(self, t: FloatArray, value: FloatArray) -> None:
+    def append(self, t: FloatArray, value: FloatArray, movement: FloatArray | None) -> None:
         if len(self.t) and len(t) and t[0] <= self.t[-1]:
             keep = t > self.t[-1]  # a repeated or out-of-order sample adds nothing new
             t, value = t[keep], value[keep]
+            movement = None if movement is None else movement[keep]
+        new: NDArray[Any] = value
+        if movement is not None or self.has_movement:
+            if not self.has_movement:
+                self.value = self.value + _NAN_J  # older samples had no movement
+                self.has_movement = True
+            if movement is None:
+                new = value + _NAN_J
+            else:
+                # Component by component: NaN * 1j would be NaN + NaN·j and hide the inclination.
+                new = np.empty(len(value), dtype=np.complex128)
+                new.real = value
+                new.imag = movement
         self.t = np.concatenate([self.t, t])
-        self.value = np.concatenate([self.value, value])
+        self.value = np.concatenate([self.value, new])
 
     @property
     def latest(self) -> float:
         return float(self.t[-1]) if len(self.t) else -math.inf
 
-    def sample(self, grid: FloatArray, max_gap_s: float) -> FloatArray:
-        """Linear interpolation at ``grid``; NaN outside the data and across gaps."""
+    def sample(self, grid: FloatArray, max_gap_s: float) -> tuple[FloatArray, FloatArray | None]:
+        """Linear interpolation of the value (and movement) at ``grid``; NaN outside the data and across gaps."""
         n = len(self.t)
+        missing = _NAN_C if self.has_movement else math.nan
         if n == 0:
-            return np.full(len(grid), np.nan)
-        out: FloatArray = np.interp(grid, self.t, self.value, left=np.nan, right=np.nan)
+            empty = np.full(len(grid), np.nan)
+            return empty, empty.copy() if self.has_movement else None
+        out: NDArray[Any] = np.interp(grid, self.t, self.value, left=missing, right=missing)
         if n > 1 and (self.t[-1] - self.t[0] > max_gap_s) and float(np.diff(self.t).max()) > max_gap_s:
             i = np.clip(np.searchsorted(self.t, grid, side="right"), 1, n - 1)
             t0 = self.t[i - 1]
-            out[(self.t[i] - t0 > max_gap_s) & (grid != t0)] = np.nan
-        return out
+            out[(self.t[i] - t0 > max_gap_s) & (grid != t0)] = missing
+        if self.has_movement:
+            inclination: FloatArray = out.real
+            movement: FloatArray = out.imag
+            return inclination, movement
+        return out, None
 
     def drop_before(self, t: float) -> None:
         """Forget samples older than the last one before ``t`` (it is still needed to interpolate)."""
@@ -124,6 +152,10 @@ class _Track:
         if i > 0:
             self.t = self.t[i:]
             self.value = self.value[i:]
+
+
+_NAN_J = complex(0.0, math.nan)  # adds "no movement" to a real inclination
+_NAN_C = complex(math.nan, math.nan)
 
 
 class Rig:
@@ -164,7 +196,7 @@ class Rig:
         if self._start_t is None:
             self._start_t = math.ceil(float(angles.t[0]) / self._period) * self._period
         self._first_t = min(self._first_t, float(angles.t[0]))
-        self._tracks[angles.placement].append(angles.t, angles.inclination_deg)
+        self._tracks[angles.placement].append(angles.t, angles.inclination_deg, angles.movement)
 
     def process(self, angles: SensorAngles | None = None) -> SpineFrame:
         """Push ``angles`` (if given) and return every grid instant that is now complete."""
@@ -197,12 +229,18 @@ class Rig:
             return self._empty
         grid = self._grid_t(np.arange(self._next_k, k_last + 1, dtype=np.float64))
         self._next_k = k_last + 1
-        values = {p: tr.sample(grid, self.settings.max_gap_s) for p, tr in self._tracks.items()}
-        for tr in self._tracks.values():
+        values: dict[Placement, FloatArray] = {}
+        movement: FloatArray | None = None
+        for p, tr in self._tracks.items():
+            values[p], move = tr.sample(grid, self.settings.max_gap_s)
+            if move is not None:
+                movement = move if movement is None else np.fmax(movement, move)
             tr.drop_before(float(grid[-1]))
-        return self._frame(grid, values)
+        return self._frame(grid, values, movement)
 
-    def _frame(self, grid: FloatArray, v: dict[Placement, FloatArray]) -> SpineFrame:
+    def _frame(
+        self, grid: FloatArray, v: dict[Placement, FloatArray], movement: FloatArray | None = None
+    ) -> SpineFrame:
         if not v:
             v = {p: np.full(len(grid), np.nan) for p in self.placements}
         ut, tl, sa = v.get(UT), v.get(TL), v.get(SA)
@@ -213,4 +251,5 @@ class Rig:
             trunk_flexion_deg=ut,
             pelvis_tilt_deg=sa,
             spine_flexion_deg=None if ut is None or sa is None else ut - sa,
+            movement=movement,
         )

@@ -18,7 +18,7 @@ import numpy as np
 from scipy import signal
 
 from sensorhub.errors import InputError
-from sensorhub.model import FloatArray, ImuBatch, Placement, SensorAngles, SpineFrame
+from sensorhub.model import GRAVITY_MPS2, FloatArray, ImuBatch, Placement, SensorAngles, SpineFrame
 from sensorhub.pipeline.calibration import (
     RigCalibration,
     SensorCalibration,
@@ -28,7 +28,7 @@ from sensorhub.pipeline.calibration import (
 from sensorhub.pipeline.orientation import Estimator, make_estimator
 from sensorhub.pipeline.rig import Rig, RigSettings
 
-__all__ = ["SensorPipeline", "SpinePipeline", "concat_frames"]
+__all__ = ["MovementMeter", "SensorPipeline", "SpinePipeline", "concat_frames"]
 
 _SCALAR_MAX = 64  # batches up to this many samples take the Python-float paths
 
@@ -116,6 +116,122 @@ class SwivelGate:
         return out
 
 
+class MovementMeter:
+    """How much a sensor moves: a dimensionless running RMS per sample.
+
+    ``e = |ω⊥|² / rate_ref² + |a − g·up|² / acc_ref²``, where ω⊥ is the bias-free angular rate
+    without its component about world up (chair swivels and turning while walking change no
+    posture, so they are not movement here) and ``a − g·up`` is the specific force with gravity
+    removed by the orientation filter's up vector. A first-order low-pass (``tau_s``) turns ``e``
+    into a running mean square, of which the meter returns the root; the rig resamples it onto the
+    grid and :class:`~sensorhub.model.SpineFrame` carries the largest of the sensors
+    (``movement``): about 0.1–0.2 sitting still or typing, near 1 walking or reaching
+    (docs/posture.md).
+
+    ``e`` is taken every ``step``-th sample of the stream (about ``energy_rate_hz``; each sample
+    holds the latest value): a mean square over half a second needs no more than 25 values a
+    second, and the per-sample Python arithmetic of small streaming batches is what costs (the
+    streaming path is benchmarked). The sample count carries across calls, so which samples are
+    used, and so the result, does not depend on how the stream is cut. A sample without an
+    orientation (NaN ``up``) leaves the filter as it was.
+    """
+
+    def __init__(
+        self,
+        gyro_bias_radps: FloatArray,
+        sample_rate_hz: float,
+        *,
+        rate_ref_dps: float = 30.0,
+        acc_ref_mps2: float = 3.0,
+        tau_s: float = 0.5,
+        energy_rate_hz: float = 25.0,
+    ) -> None:
+        self.bias = np.asarray(gyro_bias_radps, dtype=np.float64)
+        self._bias = tuple(self.bias.tolist())
+        self._w_scale = 1.0 / math.radians(rate_ref_dps) ** 2
+        self._a_scale = 1.0 / acc_ref_mps2**2
+        self.step = max(1, int(sample_rate_hz // energy_rate_hz))
+        self.alpha = 1.0 - math.exp(-self.step / (tau_s * sample_rate_hz))
+        self._b = np.array([self.alpha])
+        self._a = np.array([1.0, self.alpha - 1.0])
+        self._y: float | None = None  # filter state; None until the first finite value
+        self._count = 0  # samples seen
+
+    def process(self, acc_mps2: FloatArray, gyro_radps: FloatArray, up: FloatArray) -> FloatArray:
+        """Running RMS (N,) for samples with corrected ``acc_mps2``, raw ``gyro_radps`` and unit ``up``."""
+        n = len(acc_mps2)
+        first = (-self._count) % self.step  # index of the first sample of this batch that is used
+        self._count += n
+        held = math.nan if self._y is None else math.sqrt(self._y)
+        if first >= n:
+            return np.full(n, held)
+        step = self.step
+        sl = slice(first, n, step)
+        if n <= _SCALAR_MAX:
+            values = self._energy_scalar(acc_mps2[sl], gyro_radps[sl], up[sl])
+            if step == 1:
+                return np.array(values)
+            out = [held] * first
+            for v in values:
+                out += [v] * step
+            return np.array(out[:n])
+        arr = self._energy_array(acc_mps2[sl], gyro_radps[sl], up[sl])
+        if step == 1:
+            return arr
+        rep = np.repeat(arr, step)[: n - first]
+        return rep if first == 0 else np.concatenate((np.full(first, held), rep))
+
+    def _energy_array(self, acc: FloatArray, gyro: FloatArray, up: FloatArray) -> FloatArray:
+        w = gyro - self.bias
+        wu = np.einsum("ij,ij->i", w, up)
+        au = np.einsum("ij,ij->i", acc, up)
+        e = (np.einsum("ij,ij->i", w, w) - wu * wu) * self._w_scale + (
+            np.einsum("ij,ij->i", acc, acc) - (2.0 * GRAVITY_MPS2) * au + GRAVITY_MPS2**2
+        ) * self._a_scale
+        np.maximum(e, 0.0, out=e)  # both terms are squares; rounding must not make them negative
+        finite = np.isfinite(e)
+        if finite.all():
+            return self._smooth(e)
+        # A sample without an orientation holds the filter: it repeats the latest output.
+        before = math.nan if self._y is None else math.sqrt(self._y)
+        out = np.full(len(e), np.nan)
+        if finite.any():
+            out[finite] = self._smooth(e[finite])
+        last = np.maximum.accumulate(np.where(finite, np.arange(len(e)), -1))
+        held: FloatArray = np.where(last >= 0, out[np.maximum(last, 0)], before)
+        return held
+
+    def _smooth(self, e: FloatArray) -> FloatArray:
+        y0 = float(e[0]) if self._y is None else self._y
+        y = signal.lfilter(self._b, self._a, e, zi=[(1.0 - self.alpha) * y0])[0]
+        self._y = float(y[-1])
+        out: FloatArray = np.sqrt(y)
+        return out
+
+    def _energy_scalar(self, acc: FloatArray, gyro: FloatArray, up: FloatArray) -> list[float]:
+        """:meth:`_energy_array` on Python floats for a small batch (agrees with it to rounding)."""
+        bx, by, bz = self._bias
+        ws, as_, a, keep = self._w_scale, self._a_scale, self.alpha, 1.0 - self.alpha
+        g, g2 = 2.0 * GRAVITY_MPS2, GRAVITY_MPS2**2
+        isfinite, sqrt = math.isfinite, math.sqrt
+        y = self._y
+        out: list[float] = []
+        for (ax, ay, az), (gx, gy, gz), (ux, uy, uz) in zip(acc.tolist(), gyro.tolist(), up.tolist(), strict=True):
+            wx, wy, wz = gx - bx, gy - by, gz - bz
+            wu = wx * ux + wy * uy + wz * uz
+            e = (wx * wx + wy * wy + wz * wz - wu * wu) * ws + (
+                ax * ax + ay * ay + az * az - g * (ax * ux + ay * uy + az * uz) + g2
+            ) * as_
+            if isfinite(e):
+                if e < 0.0:
+                    e = 0.0
+                # lfilter's form for b = [α], a = [1, α − 1]: y = αe + z, z = (1 − α)y.
+                y = a * e + keep * (e if y is None else y)
+            out.append(math.nan if y is None else sqrt(y))
+        self._y = y
+        return out
+
+
 class SensorPipeline:
     """One sensor: corrected IMU samples → orientation → sagittal inclination change (deg)."""
 
@@ -128,14 +244,18 @@ class SensorPipeline:
         self._acc_bias = np.asarray(calibration.acc_bias_mps2, dtype=np.float64)
         self._acc_scale = np.asarray(calibration.acc_scale, dtype=np.float64)
         self._basis = inclination_basis(calibration.up0, calibration.flexion_axis)
+        self.movement = MovementMeter(bias, 1.0 / estimator.period_s)
 
     def process(self, batch: ImuBatch) -> SensorAngles:
-        """Angles for one batch of this sensor's samples."""
+        """Angles (and movement) for one batch of this sensor's samples."""
         acc = (batch.acc - self._acc_bias) / self._acc_scale  # as SensorCalibration.correct_acc
         gyro = batch.gyro if self.swivel_gate is None else self.swivel_gate.process(acc, batch.gyro)
         out = self.estimator.process(batch.t, acc, gyro, batch.seq)
         inclination = inclination_from_basis(out.up, self._basis)
-        return SensorAngles(batch.sensor_id, batch.placement, out.t, inclination, out.rest)
+        # The raw gyro: the swivel gate's output keeps the rotation about the vertical, which the
+        # meter removes itself.
+        movement = self.movement.process(acc, batch.gyro, out.up)
+        return SensorAngles(batch.sensor_id, batch.placement, out.t, inclination, out.rest, movement)
 
 
 class SpinePipeline:
@@ -194,15 +314,17 @@ class SpinePipeline:
 
 
 def concat_frames(frames: list[SpineFrame]) -> SpineFrame:
-    """Join consecutive SpineFrames into one."""
+    """Join consecutive SpineFrames into one (a field missing from some frames is NaN there)."""
     if not frames:
         return SpineFrame(t=np.empty(0))
 
-    def cat(name: str) -> np.ndarray | None:
-        parts = [getattr(f, name) for f in frames]
-        if parts[0] is None:
+    def cat(name: str) -> FloatArray | None:
+        parts: list[FloatArray | None] = [getattr(f, name) for f in frames]
+        if all(p is None for p in parts):
             return None
-        return np.concatenate(parts)
+        return np.concatenate(
+            [np.full(len(f.t), np.nan) if p is None else p for f, p in zip(frames, parts, strict=True)]
+        )
 
     return SpineFrame(
         t=np.concatenate([f.t for f in frames]),
@@ -211,4 +333,5 @@ def concat_frames(frames: list[SpineFrame]) -> SpineFrame:
         trunk_flexion_deg=cat("trunk_flexion_deg"),
         pelvis_tilt_deg=cat("pelvis_tilt_deg"),
         spine_flexion_deg=cat("spine_flexion_deg"),
+        movement=cat("movement"),
     )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sensorhub.analyze import AnalysisResult, FunctionalArg, analyze_batches
+from sensorhub.config import AlertsConfig
 from sensorhub.model import FloatArray, ImuBatch, SpineFrame
 from sensorhub.sim.wearer import SimulatedWearer, Truth, WearerConfig
 from sensorhub.sources.simulator import iter_batches
@@ -65,11 +66,13 @@ def evaluate(
     estimator: str = "vqf",
     offline: bool = False,
     settle_s: float = 5.0,
+    alerts: AlertsConfig | None = None,
 ) -> Evaluation:
     """Simulate ``config``, analyse it like ``sensorhub analyze`` and compare with the truth.
 
     The comparison starts ``settle_s`` after the calibration period (neutral + functional movement),
-    as the targets of issue 3 exclude the calibration period.
+    as the targets of issue 3 exclude the calibration period. ``alerts`` configures the posture
+    engine that ``analyze`` runs (default: the config defaults).
     """
     wearer = SimulatedWearer(config)
     batches: list[ImuBatch] = [b for _, b in iter_batches(wearer)]
@@ -82,6 +85,7 @@ def evaluate(
         functional=functional,
         offline=offline,
         estimator=estimator,
+        alerts=alerts,
     )
     truth = wearer.truth(result.frame.t)
     calib_end = float(func.end_t) if func is not None and func.end_t is not None else float(neutral.end_t or 10.0)
