@@ -86,7 +86,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         estimator=args.estimator,
         rig_settings=RigSettings(output_rate_hz=args.rate),
     )
-    write_angle_csv(Path(args.output), result.frame)
+    write_angle_csv(Path(args.output), result.frame, result.posture)
     if args.events:
         write_events_json(Path(args.events), result.events)
     verdict = result.calibration.verdict
@@ -114,6 +114,40 @@ async def _serve_broker(host: str, port: int) -> int:
         await stop.wait()
     print("MQTT broker stopped", flush=True)
     return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from sensorhub.config import load_config
+    from sensorhub.runner import run_config, run_until_stopped
+
+    config = load_config(Path(args.config))
+    run_until_stopped(lambda: run_config(config, view=not args.no_view))
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from sensorhub.runner import DemoOptions, run_demo, run_until_stopped
+
+    options = DemoOptions(
+        duration_s=args.duration,
+        speed=args.speed,
+        broker=args.broker,
+        dashboard=not args.no_dashboard,
+        out_dir=Path(args.out),
+        db=Path(args.db) if args.db else None,
+    )
+    run_until_stopped(lambda: run_demo(options))
+    return EXIT_OK
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
 
 
 def _port(text: str) -> int:
@@ -207,6 +241,36 @@ def _build_parser() -> argparse.ArgumentParser:
     p_broker.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (default: 127.0.0.1)")
     p_broker.add_argument("--port", type=_port, default=1883, help="TCP port (default: 1883; 0 = any free port)")
     p_broker.set_defaults(handler=_cmd_broker)
+
+    p_run = sub.add_parser(
+        "run",
+        help="run the service: sensors → angles → posture → alerts, MQTT and recording",
+        description="Run sensorhub with the sources, sensors, MQTT broker and store of a config file until "
+        "Ctrl-C or SIGTERM (a clean stop: the session is closed and 'offline' published).",
+    )
+    p_run.add_argument("--config", required=True, metavar="FILE", help="TOML config (docs/configuration.md)")
+    p_run.add_argument("--no-view", action="store_true", help="no live terminal view (log lines only)")
+    p_run.set_defaults(handler=_cmd_run)
+
+    p_demo = sub.add_parser(
+        "demo",
+        help="the whole product on a simulated wearer: no hardware, no broker to install",
+        description="A simulated wearer (6 min at the desk with two slouches and a cat/camel set) through the "
+        "pipeline, posture engine, MQTT (an embedded broker unless --broker) and the session store.",
+    )
+    p_demo.add_argument("--duration", type=_positive, default=None, help="simulated seconds (default: all 6 min)")
+    p_demo.add_argument("--speed", type=_positive, default=20.0, help="simulated seconds per second (default 20)")
+    p_demo.add_argument(
+        "--broker", metavar="URL", help="use this MQTT broker (mqtt://host:port) instead of the embedded one"
+    )
+    p_demo.add_argument("--no-dashboard", action="store_true", help="do not start the web dashboard")
+    p_demo.add_argument("--out", default="sensorhub-demo", help="directory for the export and the report")
+    p_demo.add_argument("--db", help="session database (default: the store of the default config)")
+    p_demo.set_defaults(handler=_cmd_demo)
+
+    from sensorhub.store.cli import add_parser as add_sessions_parser
+
+    add_sessions_parser(sub)
     return parser
 
 

@@ -71,7 +71,7 @@ PROFILE_NAMES: Final = (
 )
 
 #: Simulator scenarios usable in ``source.scenario`` (mirrors ``sensorhub.sim.scenarios``).
-SCENARIO_NAMES: Final = ("desk_session", "cat_camel", "long_sitting", "confounders")
+SCENARIO_NAMES: Final = ("desk_session", "cat_camel", "long_sitting", "confounders", "demo")
 
 #: Sample rates the simulator produces: the native rates of the supported IMUs (LSM6DS3 family
 #: 52/104 Hz, BMI160/BMI270 100/200 Hz).

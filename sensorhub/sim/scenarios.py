@@ -338,11 +338,34 @@ def confounders(s: Script, rng: np.random.Generator) -> None:
     _type(s, rng, 30, 40)
 
 
+def demo(s: Script, rng: np.random.Generator) -> None:
+    """6 min of ``desk_session`` condensed for ``sensorhub demo``: two slouches long enough to alert,
+    the confounders that must not (swivel, leaning to the desk, reaching), and one cat/camel set
+    with a rushed rep."""
+    _type(s, rng, 20, 30)
+    _slouch(s, rng, "moderate", rng.uniform(50, 60))
+    _swivel(s, rng)
+    _type(s, rng, 15, 20)
+    _lean_forward(s, rng)
+    _type(s, rng, 10, 15)
+    t_set = s.t
+    scales = np.linspace(0.6, 0.9, 5)
+    for i, k in enumerate(scales):
+        _rep(s, rng, float(k), fast=(i == 3))
+    s.mark("set", t_set, reps=len(scales))
+    _type(s, rng, 15, 20)
+    _reach(s, rng)
+    _slouch(s, rng, "deep", rng.uniform(40, 50))
+    while s.t < 360.0:
+        _type(s, rng, 10, 20)
+
+
 SCENARIOS: dict[str, ScenarioBuilder] = {
     "desk_session": desk_session,
     "cat_camel": cat_camel,
     "long_sitting": long_sitting,
     "confounders": confounders,
+    "demo": demo,
 }
 
 

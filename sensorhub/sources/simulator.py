@@ -61,11 +61,15 @@ class SimulatorSource:
 
     async def __aiter__(self) -> AsyncIterator[ImuBatch]:
         start = self._clock()
+        next_yield = -math.inf
         for arrival_t, batch in iter_batches(self.wearer):
             if not math.isinf(self.speed):
                 delay = start + arrival_t / self.speed - self._clock()
                 if delay > 0:
                     await self._sleep(delay)
-            else:
-                await self._sleep(0)  # let other tasks run between batches
+            elif arrival_t >= next_yield:
+                # As fast as possible, but let the consumer run once per 100 ms of data: it then
+                # processes a service tick's worth of notifications at once, as it would live.
+                next_yield = arrival_t + 0.1
+                await self._sleep(0)
             yield batch

@@ -1,0 +1,194 @@
+"""``sensorhub run`` and ``sensorhub demo``: build a :class:`~sensorhub.service.Service` from a config,
+run it with the live view until the source ends or SIGINT/SIGTERM, then say where things are."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TypeVar
+
+from sensorhub import __version__
+from sensorhub.config import Config, MqttProtocol, SourceKind, parse_config
+from sensorhub.errors import ConfigError, SourceError
+from sensorhub.model import Placement
+from sensorhub.mqtt.commands import Command, ExerciseCommand
+from sensorhub.service import CalibrationPlan, Service
+from sensorhub.sources.simulator import SimulatorSource
+from sensorhub.view import LiveView
+
+__all__ = ["DemoOptions", "demo_config", "run_demo", "run_service", "run_until_stopped"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: What ``sensorhub demo`` calibrates on: the scenario's still start and its slow forward bends.
+DEMO_CALIBRATION = CalibrationPlan(neutral_s=10.0, functional_s=30.0)
+
+
+def run_until_stopped(main: Callable[[], Awaitable[T]]) -> T | None:
+    """``asyncio.run(main())``; SIGINT/SIGTERM cancel it (a clean stop): returns None then."""
+
+    async def guarded() -> T | None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        stopped = False
+
+        def stop() -> None:
+            nonlocal stopped
+            if not stopped:
+                stopped = True
+                log.warning("stopping (signal received)")
+                task.cancel()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C arrives as KeyboardInterrupt
+                loop.add_signal_handler(signum, stop)
+        try:
+            return await main()
+        except asyncio.CancelledError:
+            if not stopped:
+                raise
+            task.uncancel()
+            return None
+
+    return asyncio.run(guarded())
+
+
+async def run_service(service: Service, view: LiveView | None) -> None:
+    """Run a service with its live view (the view stops with the service)."""
+    async with asyncio.TaskGroup() as tg:
+        view_task = tg.create_task(view.run(), name="view") if view is not None else None
+        try:
+            await service.run()
+        finally:
+            if view_task is not None:
+                view_task.cancel()
+
+
+def make_source(config: Config, *, duration_s: float | None = None) -> SimulatorSource:
+    """The configured source (simulator now; replay and BLE later)."""
+    from sensorhub.sim.wearer import WearerConfig as SimWearerConfig
+
+    src = config.source
+    if src.kind is SourceKind.SIMULATOR:
+        sim = SimWearerConfig(
+            scenario=src.scenario,
+            seed=src.seed,
+            rate_hz=src.rate_hz,
+            placements=tuple(s.placement for s in config.sensors),
+            duration_s=duration_s,
+        )
+        return SimulatorSource(sim, speed=src.speed)
+    raise SourceError(
+        f"source kind {src.kind.value!r} is not available yet",
+        advice='use [source] kind = "simulator" (BLE streaming arrives with the BLE source)',
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    """Options of ``sensorhub demo``."""
+
+    duration_s: float | None = None
+    speed: float = 20.0
+    broker: str | None = None
+    dashboard: bool = True
+    out_dir: Path = Path("sensorhub-demo")
+    db: Path | None = None
+    seed: int = 0
+
+
+def demo_config(options: DemoOptions, broker_url: str, protocol: MqttProtocol) -> Config:
+    """The configuration the demo runs: three simulated sensors, the demo scenario, MQTT to ``broker_url``."""
+    base = parse_config(
+        {
+            "wearer": {"id": "demo", "name": "Demo wearer"},
+            "source": {"kind": "simulator", "scenario": "demo", "seed": options.seed},
+            "sensors": [
+                {"placement": p.value, "profile": "sensorhub_open", "name": f"demo-{p.value}"} for p in Placement
+            ],
+            "mqtt": {"url": broker_url},
+        }
+    )
+    assert base.mqtt is not None
+    mqtt = replace(base.mqtt, protocol=protocol, client_id=f"sensorhub-demo-{int(time.time())}")
+    source = replace(base.source, speed=options.speed)
+    storage = base.storage if options.db is None else replace(base.storage, path=options.db)
+    return replace(base, mqtt=mqtt, source=source, storage=storage)
+
+
+async def run_demo(options: DemoOptions, *, view: LiveView | None = None) -> Service:
+    """The demo: embedded broker (unless ``options.broker``), simulated wearer, everything wired."""
+    from sensorhub.mqtt.broker import EmbeddedBroker
+
+    if not options.speed > 0 or math.isnan(options.speed):
+        raise ConfigError(f"--speed must be a positive number, got {options.speed}")
+    async with contextlib.AsyncExitStack() as stack:
+        if options.broker is None:
+            broker = await stack.enter_async_context(EmbeddedBroker())
+            url, protocol = broker.url, broker.protocol
+        else:
+            url, protocol = options.broker, MqttProtocol.V5
+        config = demo_config(options, url, protocol)
+        service = await _start(config, stack, duration_s=options.duration_s, calibrate=DEMO_CALIBRATION)
+        _schedule_demo_exercise(service)
+        print(f"sensorhub demo: simulated wearer at {options.speed:g}× on {url} (MQTT topics sensorhub/demo/#)")
+        await run_service(service, view if view is not None else LiveView(service.status))
+        return service
+
+
+async def _start(
+    config: Config, stack: contextlib.AsyncExitStack, *, duration_s: float | None, calibrate: CalibrationPlan | None
+) -> Service:
+    from sensorhub.mqtt.outbox import Outbox
+    from sensorhub.mqtt.publisher import MqttPublisher
+
+    epoch_offset = time.time()
+    source = make_source(config, duration_s=duration_s)
+    service: Service | None = None
+
+    def on_command(command: Command) -> None:
+        if service is not None:
+            service.on_command(command)
+
+    publisher = None
+    if config.mqtt is not None:
+        outbox_path = config.storage.path.with_name(config.storage.path.stem + "-outbox.db")
+        outbox_path.parent.mkdir(parents=True, exist_ok=True)
+        outbox = stack.enter_context(Outbox(outbox_path, max_messages=config.mqtt.outbox_max_messages))
+        publisher = MqttPublisher(
+            config.mqtt,
+            config.wearer.id,
+            outbox=outbox,
+            placements=[s.placement.value for s in config.sensors],
+            sw_version=__version__,
+            on_command=on_command,
+        )
+    service = Service(config, source, calibrate=calibrate, publisher=publisher, epoch_offset_s=epoch_offset)
+    return service
+
+
+def _schedule_demo_exercise(service: Service) -> None:
+    """The demo wearer presses "start exercise" 2 s before each cat/camel set and "stop" 2 s after it."""
+    if not isinstance(service.source, SimulatorSource):
+        return
+    for event in service.source.wearer.events():
+        if event.type == "set" and event.end_t is not None:
+            service.schedule(event.start_t - 2.0, ExerciseCommand("start"))
+            service.schedule(event.end_t + 2.0, ExerciseCommand("stop"))
+
+
+async def run_config(config: Config, *, view: bool = True) -> Service:
+    """``sensorhub run --config``: the configured source until it ends or the process is stopped."""
+    async with contextlib.AsyncExitStack() as stack:
+        service = await _start(config, stack, duration_s=None, calibrate=None)
+        await run_service(service, LiveView(service.status) if view else None)
+        return service
