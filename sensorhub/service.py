@@ -258,7 +258,9 @@ class Service:
         elif isinstance(command, ExerciseCommand):
             self.engine.set_exercising(command.action == "start")
         elif isinstance(command, PainCommand):
+            # A pain stop ends the set (the coach records the limit); exercise mode ends with it.
             self.engine.pain(command.region)
+            self.engine.set_exercising(False)
         else:  # pragma: no cover - the parser only makes the four
             raise TypeError(f"unknown command {command!r}")
 

@@ -1,0 +1,111 @@
+"""The service end to end: the demo through a real mosquitto, and clean stops of ``sensorhub run``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+from brokers import BrokerHandle, Subscriber, subscribe_collect
+
+from sensorhub.runner import DemoOptions, run_demo
+
+SCHEMAS = Path(__file__).resolve().parents[1] / "docs" / "mqtt" / "schemas"
+
+
+def _validate(name: str, value: object) -> None:
+    schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+    jsonschema.validators.validator_for(schema)(schema).validate(value)
+
+
+@pytest.mark.slow
+async def test_demo_publishes_every_topic_alerts_and_exercise(mosquitto: BrokerHandle, tmp_path: Path) -> None:
+    """The whole demo (6 simulated minutes, as fast as possible) through mosquitto."""
+    options = DemoOptions(speed=math.inf, broker=mosquitto.url, out_dir=tmp_path / "out", db=tmp_path / "s.db")
+    async with Subscriber(mosquitto, "sensorhub/demo/#", "homeassistant/#") as sub:
+        service = await run_demo(options)
+        await sub.wait_for(2, topic="sensorhub/demo/status", timeout=10)
+        await sub.settle(0.3)
+    kinds: dict[str, list[object]] = {}
+    for message in sub.messages:
+        parts = message.topic.split("/")
+        if parts[0] != "sensorhub":
+            continue
+        kind = "sensor" if parts[2] == "sensors" else parts[2]
+        value = message.text if kind == "status" else message.json()
+        _validate(kind, value)
+        kinds.setdefault(kind, []).append(value)
+    assert {"status", "angles", "posture", "alerts", "sensor", "exercise"} <= set(kinds)
+    assert kinds["status"][0] == "online"
+    assert kinds["status"][-1] == "offline"
+    alerts = kinds["alerts"]
+    starts = [a for a in alerts if a["state"] == "start"]  # type: ignore[index]
+    ends = [a for a in alerts if a["state"] == "end"]  # type: ignore[index]
+    assert len(starts) == len(ends) == 2, alerts
+    assert [a["episode"] for a in starts] == [a["episode"] for a in ends]  # type: ignore[index]
+    reps = [e for e in kinds["exercise"] if e["type"] == "rep"]  # type: ignore[index]
+    assert len(reps) == 5
+    assert [r["too_fast"] for r in reps] == [False, False, False, True, False]  # type: ignore[index]
+    assert kinds["angles"][-1]["thoracic_flexion_deg"] is not None  # type: ignore[index]
+    assert any(m.topic.startswith("homeassistant/") for m in sub.messages)
+    assert service.status.finished
+    assert service.status.alerts_started == 2
+
+
+def _run_config(tmp_path: Path, broker: BrokerHandle) -> Path:
+    path = tmp_path / "run.toml"
+    path.write_text(
+        '[wearer]\nid = "runner"\n'
+        '[source]\nkind = "simulator"\nscenario = "demo"\nspeed = 1.0\n'
+        '[[sensors]]\nplacement = "upper_thoracic"\nprofile = "sensorhub_open"\n'
+        '[[sensors]]\nplacement = "thoracolumbar"\nprofile = "sensorhub_open"\n'
+        '[[sensors]]\nplacement = "sacral"\nprofile = "sensorhub_open"\n'
+        f'[mqtt]\nurl = "{broker.url}"\n'
+        f'[storage]\npath = "{tmp_path / "sessions.db"}"\n'
+    )
+    return path
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_run_stops_cleanly_on_a_signal(mosquitto: BrokerHandle, tmp_path: Path, signum: int) -> None:
+    """``sensorhub run``: a signal → exit 0 within 3 s, ``offline`` retained."""
+    config = _run_config(tmp_path, mosquitto)
+    async with Subscriber(mosquitto, "sensorhub/runner/status", "sensorhub/runner/angles") as sub:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "sensorhub",
+            "--log-level",
+            "info",
+            "run",
+            "--config",
+            str(config),
+            "--no-view",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            await sub.wait_for(1, topic="sensorhub/runner/status", timeout=20)
+            await asyncio.sleep(1.0)
+            child.send_signal(signum)
+            start = time.monotonic()
+            _, stderr = await asyncio.wait_for(child.communicate(), timeout=10)
+            took = time.monotonic() - start
+        finally:
+            if child.returncode is None:
+                child.kill()
+                await child.wait()
+        await sub.wait_for(2, topic="sensorhub/runner/status", timeout=5)
+    assert child.returncode == 0, stderr.decode()
+    assert took < 3.0, f"stopping took {took:.2f} s"
+    assert b"Traceback" not in stderr
+    statuses = [m for m in sub.messages if m.topic.endswith("/status")]
+    assert statuses[-1].text == "offline"
+    [retained] = await subscribe_collect(mosquitto, "sensorhub/runner/status")
+    assert retained.text == "offline"
