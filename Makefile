@@ -3,8 +3,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
+DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: test check lint format typecheck pytest venv clean simulate
+.PHONY: test check lint format typecheck pytest venv clean simulate demo
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -16,6 +17,15 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# The demo needs the embedded broker and the report plots, not the test tools.
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[broker,report]'
+	touch $(DEMO_STAMP)
+
+## make demo: the whole product on a simulated wearer (6 min at 20x), embedded broker, no hardware.
+demo: $(DEMO_STAMP)
+	$(BIN)/sensorhub demo
 
 ## make test: lint, type-check and run the whole test suite (the command CI runs).
 test: $(STAMP)

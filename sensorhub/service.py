@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 
 #: Batches between the source and the pipeline (≈ 13 s of 3 sensors at 25 notifications/s).
 QUEUE_MAX = 1000
+#: Longest the start-up waits for MQTT to connect before the source starts.
+STARTUP_MQTT_WAIT_S = 5.0
 #: Longest the shutdown waits for the MQTT outbox to empty before saying ``offline``.
 DRAIN_TIMEOUT_S = 1.0
 #: How often the retained ``sensors/<placement>`` and ``session`` states are refreshed (s, wall clock).
@@ -272,6 +274,7 @@ class Service:
             publisher_task = None
             if self.publisher is not None:
                 publisher_task = sinks.create_task(self.publisher.run(), name="mqtt")
+                await self._wait_connected()
             try:
                 async with asyncio.TaskGroup() as data:
                     data.create_task(self._read_source(), name="source")
@@ -310,6 +313,16 @@ class Service:
             if done:
                 return
             await asyncio.sleep(0)
+
+    async def _wait_connected(self) -> None:
+        """Ordered start-up: give MQTT up to :data:`STARTUP_MQTT_WAIT_S` to connect before data flow
+        (an absent broker does not hold the service up: alerts wait in the outbox)."""
+        assert self.publisher is not None
+        deadline = self._wall() + STARTUP_MQTT_WAIT_S
+        while not self.publisher.stats.connected and self._wall() < deadline:
+            await asyncio.sleep(0.02)
+        if not self.publisher.stats.connected:
+            log.warning("MQTT is not connected yet; starting anyway (alerts wait in the outbox)")
 
     async def _drain_outbox(self) -> None:
         assert self.publisher is not None
@@ -553,7 +566,10 @@ class Service:
                 s.connected = False
         if self.publisher is not None:
             stats = self.publisher.stats
-            self.status.mqtt = "connected" if stats.connected else "reconnecting"
+            if stats.connected:
+                self.status.mqtt = "connected"
+            elif self.status.mqtt != "connecting":
+                self.status.mqtt = "reconnecting"
         self._publish_status(force=False)
 
     def _publish_status(self, *, force: bool) -> None:
