@@ -319,7 +319,8 @@ class Service:
         (an absent broker does not hold the service up: alerts wait in the outbox)."""
         assert self.publisher is not None
         deadline = self._wall() + STARTUP_MQTT_WAIT_S
-        while not self.publisher.stats.connected and self._wall() < deadline:
+        # Polls the stats snapshot: the publisher has no public event (keeps the Publisher protocol small).
+        while not self.publisher.stats.connected and self._wall() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         if not self.publisher.stats.connected:
             log.warning("MQTT is not connected yet; starting anyway (alerts wait in the outbox)")
