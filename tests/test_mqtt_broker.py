@@ -7,6 +7,7 @@ two brokers agree on retained messages, QoS 1 and wills, so that agreement is pi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -143,6 +144,89 @@ async def test_embedded_broker_keeps_amqtt_quiet_and_stops_cleanly(caplog):
     stuck._disconnected.exception()  # retrieved, so asyncio logs nothing at collection
     library = [r for r in caplog.records if r.name.split(".")[0] in ("amqtt", "transitions")]
     assert library == []
+
+
+def _amqtt_tasks() -> list[asyncio.Task[object]]:
+    """Tasks running amqtt's code (broker, client handlers, deliveries) or the EmbeddedBroker's."""
+    found = []
+    for task in asyncio.all_tasks():
+        filename = getattr(getattr(task.get_coro(), "cr_code", None), "co_filename", "")
+        if f"{os.sep}amqtt{os.sep}" in filename or filename == broker_module.__file__:
+            found.append(task)
+    return found
+
+
+@pytest.mark.parametrize("qos", [1, 2])
+async def test_embedded_broker_stops_at_once_with_qos_traffic_in_flight(caplog, qos):
+    """Stopping with QoS 1/2 messages in flight both ways takes well under 1 s and drops every client at once.
+
+    Pins the EmbeddedBroker fix. On Python 3.11 amqtt 0.12 alone loses the cancellation of a client
+    handler's reader while packets keep arriving, then waits for that reader: the stop ran into
+    EmbeddedBroker's timeout with every socket open, and clients noticed at their PUBACK timeout
+    (10 s here) or keep-alive. Three publishers and three subscribers made that happen in most runs.
+    """
+    caplog.set_level(logging.WARNING)
+    loop = asyncio.get_running_loop()
+    broker = EmbeddedBroker(port=None)
+    await broker.__aenter__()
+    port = broker.port
+    received: dict[str, int] = {}
+    streaming = asyncio.Event()  # every subscriber has had 50 messages
+    dropped: dict[str, float] = {}
+
+    def connect(client_id: str) -> aiomqtt.Client:
+        return aiomqtt.Client(
+            "127.0.0.1", port, identifier=client_id, protocol=aiomqtt.ProtocolVersion.V311, timeout=10
+        )
+
+    async def publish_forever(client: aiomqtt.Client) -> None:
+        i = 0
+        with contextlib.suppress(aiomqtt.MqttError):  # "not currently connected", once the broker is gone
+            while True:  # each publish returns after its PUBACK (QoS 1) or PUBCOMP (QoS 2)
+                await client.publish(f"load/{client.identifier}", str(i).encode(), qos=qos)
+                i += 1
+
+    async def watch(client: aiomqtt.Client) -> None:
+        # aiomqtt reports a dropped connection only to the reader of its messages.
+        try:
+            async for _ in client.messages:
+                received[client.identifier] = received.get(client.identifier, 0) + 1
+                if len(received) == 3 and min(received.values()) >= 50:
+                    streaming.set()
+        except aiomqtt.MqttError:
+            dropped[client.identifier] = loop.time()
+
+    try:
+        async with contextlib.AsyncExitStack() as stack, asyncio.TaskGroup() as tasks:
+            publishers = [await stack.enter_async_context(connect(f"pub-{i}")) for i in range(3)]
+            subscribers = [await stack.enter_async_context(connect(f"sub-{i}")) for i in range(3)]
+            for client in subscribers:
+                await client.subscribe("load/#", qos=qos)
+            running = [tasks.create_task(publish_forever(client)) for client in publishers]
+            watchers = [tasks.create_task(watch(client)) for client in publishers + subscribers]
+            async with asyncio.timeout(10):
+                await streaming.wait()
+            assert _amqtt_tasks(), "this test looks for amqtt's tasks in the wrong place"
+            stop_at = loop.time()
+            await broker.__aexit__(None, None, None)
+            stop_s = loop.time() - stop_at
+            await asyncio.wait(watchers, timeout=3)
+            for task in running + watchers:
+                task.cancel()  # a publish waits for an acknowledgement that will not come
+    finally:
+        await broker.__aexit__(None, None, None)
+    assert stop_s < 1.0, f"the broker took {stop_s:.2f} s to stop"
+    everyone = {client.identifier for client in publishers + subscribers}
+    assert set(dropped) == everyone, f"still connected 3 s after the stop: {sorted(everyone - set(dropped))}"
+    late = {name: round(at - stop_at, 2) for name, at in dropped.items() if at - stop_at > 1.0}
+    assert late == {}, "clients saw the disconnect late (seconds after the stop began)"
+    assert _amqtt_tasks() == []
+    library = [r for r in caplog.records if r.name.split(".")[0] in ("amqtt", "transitions")]
+    assert [r.getMessage() for r in library] == []
+    # The port is free at once: a new broker takes it, without falling back.
+    async with EmbeddedBroker(port=port, fallback_to_free_port=False) as again, connect("after") as client:
+        assert again.port == port
+        await client.publish("load/after", b"1", qos=qos)
 
 
 # --- what the publisher relies on, on both brokers ---------------------------------------------------

@@ -17,7 +17,7 @@ import functools
 import ipaddress
 import logging
 from types import TracebackType
-from typing import Any, ClassVar, Final, Self
+from typing import Any, ClassVar, Final, Self, cast
 
 from sensorhub.config import MqttProtocol
 from sensorhub.errors import ConfigError, SinkError
@@ -27,7 +27,11 @@ __all__ = ["DEFAULT_PORT", "EmbeddedBroker"]
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT: Final = 1883
-_SHUTDOWN_TIMEOUT_S: Final = 5.0
+# A stop takes milliseconds (see _broker_class); this bounds one that hangs all the same, so that
+# `sensorhub demo` still ends promptly on SIGINT.
+_SHUTDOWN_TIMEOUT_S: Final = 2.0
+# How long client connections get to end by themselves once their sockets are closed.
+_CONNECTION_GRACE_S: Final = 0.5
 _LISTENER: Final = "default"
 
 # Loggers of amqtt and of the state-machine library it uses; both log every connection at INFO.
@@ -185,7 +189,7 @@ def _import_amqtt() -> Any:
 
 @functools.cache
 def _broker_class() -> type[Any]:
-    """amqtt's Broker with two faults of amqtt 0.12 worked around.
+    """amqtt's Broker with three faults of amqtt 0.12 worked around.
 
     - Retained messages (MQTT 3.1.1 §3.3.1.3): on every CONNECT amqtt sends the newcomer, at QoS 0,
       each retained message matching *any* client's subscription, even when the newcomer
@@ -194,18 +198,88 @@ def _broker_class() -> type[Any]:
     - A client that disconnects before its CONNECT is accepted (a port probe, a refused MQTT 5
       CONNECT, a bad packet) keeps its socket open until garbage collection, which then warns
       "unclosed transport" (ResourceWarning). Here the socket is closed when amqtt is done with it.
+    - Shutdown with traffic in flight hangs, its clients still connected. ``Broker.shutdown`` stops
+      the clients one by one, and each ``ProtocolHandler.stop`` cancels the handler's reader task
+      and waits for it to end before it closes the socket. The reader waits in
+      ``asyncio.wait_for(MQTTFixedHeader.from_stream(...), keep_alive)``, and Python 3.11's
+      ``wait_for`` drops a cancellation that arrives as the read completes (CPython gh-86296,
+      fixed in 3.12): with QoS 1 packets arriving all the time the reader goes on reading, and when
+      the client goes quiet, waiting for a PUBACK, it waits for the client's next packet. The
+      client's socket stays open until the client gives up (its PUBACK timeout, or keep-alive).
+      Here shutdown first stops listening and drops every connection (``transport.abort()``),
+      so each reader sees end-of-file and ends whatever became of its cancellation, and the
+      clients see the connection drop at once (an MQTT 3.1.1 server has no DISCONNECT to send: it
+      closes the network connection). Connection tasks still running after amqtt's shutdown are
+      cancelled, so no task outlives the broker.
     """
     base: Any = _import_amqtt().Broker
 
     # amqtt ships no type information, so its Broker is Any to mypy.
     class _Broker(base):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # The task asyncio.start_server runs for each client connection, and the connection's writer.
+            self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+            self._cancelled: set[asyncio.Task[None]] = set()
+            self._closing = False
+
+        async def start(self) -> None:
+            self._closing = False
+            await super().start()
+
         async def stream_connected(
             self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
         ) -> None:
+            if self._closing:  # accepted as the listener closed
+                writer.transport.abort()
+                return
+            task = cast("asyncio.Task[None]", asyncio.current_task())
+            self._connections[task] = writer
             try:
                 await super().stream_connected(reader, writer, listener_name)
+            except asyncio.CancelledError:
+                # Python 3.11's start_server logs a cancelled connection task as an error (asyncio/streams.py,
+                # StreamReaderProtocol.connection_made), so one that only shutdown cancelled ends quietly.
+                if task not in self._cancelled or task.uncancel() > 0:
+                    raise
             finally:
+                del self._connections[task]
+                self._cancelled.discard(task)
                 writer.close()
+
+        async def shutdown(self) -> None:
+            self._closing = True
+            for server in self._servers.values():
+                if server.instance is not None:
+                    server.instance.close()  # amqtt closes its listeners last, accepting clients until then
+            handlers = [handler for _, handler in self._sessions.values()]
+            for writer in self._connections.values():
+                writer.transport.abort()
+            if self._connections:
+                # Each connection now ends by itself: its reader reads end-of-file, which stops the
+                # handler (cancelling its deliveries' waits for an acknowledgement) and the session.
+                await asyncio.wait(list(self._connections), timeout=_CONNECTION_GRACE_S)
+            try:
+                await super().shutdown()
+            finally:
+                await self._cancel_connections(handlers)
+
+        async def _cancel_connections(self, handlers: list[Any]) -> None:
+            """Cancel the connection tasks still running, so that none outlives the broker.
+
+            One may wait for a retained message's delivery that began writing as the socket closed
+            and then started its wait for the acknowledgement (5 s) after the handler had stopped;
+            that wait is cancelled first, as amqtt's ``ProtocolHandler.stop`` does.
+            """
+            if not self._connections:
+                return
+            for handler in handlers:
+                handler._stop_waiters()
+            pending = list(self._connections)
+            self._cancelled.update(pending)
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending)
 
         async def _publish_retained_messages_for_subscription(
             self, subscription: tuple[str, int], session: Any
