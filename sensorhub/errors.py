@@ -10,7 +10,8 @@ so callers (the CLI above all) can catch one type and print one clear line::
     │   └── CalibrationError a calibration capture that cannot be used (what moved, when)
     ├── SimulationError      an impossible simulator request (unknown scenario, rate ...)
     ├── SourceError          a sensor source failed at run time
-    └── SinkError            a sink (store, MQTT, dashboard) failed at run time
+    ├── SinkError            a sink (store, MQTT, dashboard) failed at run time
+    └── DependencyError      an optional extra is not installed (Parquet, report plots)
 
 The CLI maps ConfigError and InputError to exit code 2 and everything else to 1.
 """
@@ -21,6 +22,7 @@ __all__ = [
     "CalibrationError",
     "ConfigError",
     "DataFormatError",
+    "DependencyError",
     "InputError",
     "SensorhubError",
     "SimulationError",
@@ -114,3 +116,15 @@ class SourceError(SensorhubError):
 
 class SinkError(SensorhubError):
     """A sink failed at run time (store, MQTT, dashboard)."""
+
+
+class DependencyError(SensorhubError):
+    """A feature needs an optional extra that is not installed.
+
+    Attributes:
+        extra: the extra to install, e.g. ``parquet`` for ``pip install 'sensorhub[parquet]'``.
+    """
+
+    def __init__(self, message: str, *, extra: str, advice: str = "") -> None:
+        super().__init__(message, advice=advice or f"pip install 'sensorhub[{extra}]'")
+        self.extra = extra
