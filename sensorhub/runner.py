@@ -17,7 +17,7 @@ from typing import TypeVar
 from sensorhub import __version__
 from sensorhub.config import Config, MqttProtocol, SourceKind, parse_config
 from sensorhub.errors import ConfigError, SourceError
-from sensorhub.model import Placement
+from sensorhub.model import JsonValue, Placement
 from sensorhub.mqtt.commands import Command, ExerciseCommand
 from sensorhub.service import CalibrationPlan, Service
 from sensorhub.sources.simulator import SimulatorSource
@@ -142,11 +142,49 @@ async def run_demo(options: DemoOptions, *, view: LiveView | None = None) -> Ser
         _schedule_demo_exercise(service)
         print(f"sensorhub demo: simulated wearer at {options.speed:g}× on {url} (MQTT topics sensorhub/demo/#)")
         await run_service(service, view if view is not None else LiveView(service.status))
-        return service
+    if service.session_id is not None:
+        _demo_outputs(service, config, options.out_dir)
+    return service
+
+
+def _json_safe(value: JsonValue) -> JsonValue:
+    """A config snapshot for JSON: non-finite numbers (``speed = inf`` in tests) become their names."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _demo_outputs(service: Service, config: Config, out_dir: Path) -> None:
+    """Export the demo's session and write its report; say where everything is."""
+    from sensorhub.store import SessionStore
+    from sensorhub.store.export import export_session
+    from sensorhub.store.report import write_report
+
+    assert service.session_id is not None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    store = SessionStore.from_config(config.storage)
+    files = export_session(store, service.session_id, "csv", out_dir / "demo-angles.csv", progress=False)
+    report = write_report(store, service.session_id, out_dir / "demo-report.html", progress=False)
+    png = write_report(store, service.session_id, out_dir / "demo-report.png", progress=False)
+    print(
+        f"session:  {service.session_id} in {config.storage.path} (sensorhub sessions --db {config.storage.path} list)"
+    )
+    print("export:   " + ", ".join(str(f) for f in files))
+    print(f"report:   {report} and {png}")
+    print(f"alerts:   {service.status.alerts_started}; exercise: {sum(e.type == 'rep' for e in service.events)} reps")
 
 
 async def _start(
-    config: Config, stack: contextlib.AsyncExitStack, *, duration_s: float | None, calibrate: CalibrationPlan | None
+    config: Config,
+    stack: contextlib.AsyncExitStack,
+    *,
+    duration_s: float | None,
+    calibrate: CalibrationPlan | None,
+    record: bool = True,
 ) -> Service:
     from sensorhub.mqtt.outbox import Outbox
     from sensorhub.mqtt.publisher import MqttPublisher
@@ -172,7 +210,34 @@ async def _start(
             sw_version=__version__,
             on_command=on_command,
         )
-    service = Service(config, source, calibrate=calibrate, publisher=publisher, epoch_offset_s=epoch_offset)
+    recorder = None
+    session_id = None
+    if record:
+        from sensorhub.store import SessionStore
+        from sensorhub.store.replay import ProcessingSettings
+
+        store = SessionStore.from_config(config.storage)
+        rates = {s.placement.value: config.source.rate_hz for s in config.sensors}
+        recorder = store.start_session(
+            config.wearer.id,
+            [s.placement.value for s in config.sensors],
+            config_json={k: _json_safe(v) for k, v in config.as_dict().items()},
+            started_epoch=epoch_offset,
+            clock_offset_s=epoch_offset,
+            settings=ProcessingSettings.from_config(config, nominal_rate_hz=rates).to_json(),
+            record_raw=config.storage.record_raw,
+        )
+        session_id = recorder.id
+        stack.callback(recorder.close, "interrupted")  # a no-op after the service closed it
+    service = Service(
+        config,
+        source,
+        calibrate=calibrate,
+        recorder=recorder,
+        publisher=publisher,
+        epoch_offset_s=epoch_offset,
+        session_id=session_id,
+    )
     return service
 
 

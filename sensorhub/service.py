@@ -70,15 +70,23 @@ _ANGLE_FIELDS = ("thoracic_flexion_deg", "lumbar_flexion_deg", "trunk_flexion_de
 class Recorder(Protocol):
     """What the service needs of a session recorder (:mod:`sensorhub.store`)."""
 
-    def add_imu(self, batch: ImuBatch) -> None: ...
+    def add_imu(self, batch: ImuBatch) -> ImuBatch: ...
 
     def add_frame(self, frame: SpineFrame, posture: Sequence[str] | None) -> None: ...
 
     def add_events(self, events: Sequence[Event]) -> None: ...
 
-    def set_calibration(self, calibration: RigCalibration) -> None: ...
+    def set_calibration(self, calibration: RigCalibration, *, from_batch: int | None = None) -> None: ...
 
-    def close(self, status: str = "complete") -> None: ...
+    def add_command(self, name: str, args: Mapping[str, JsonValue], *, at_batch: int | None = None) -> None: ...
+
+    @property
+    def arrivals(self) -> int: ...
+
+    @property
+    def error(self) -> SensorhubError | None: ...
+
+    def close(self, status: Any = "complete") -> None: ...
 
 
 class Publisher(Protocol):
@@ -213,6 +221,7 @@ class Service:
         self._plan: CalibrationPlan | None = None
         self._cal_batches: list[ImuBatch] = []
         self._cal_start: float | None = None
+        self._cal_from_batch: int | None = None
         self._queue: asyncio.Queue[object] = asyncio.Queue(QUEUE_MAX)
         self._last_status = -math.inf
         self._posture_published: tuple[str, float] | None = None
@@ -251,6 +260,8 @@ class Service:
         from sensorhub.mqtt.commands import CalibrateCommand, ExerciseCommand, PainCommand, SnoozeCommand
 
         now = self.status.t if self.status.t is not None else 0.0
+        if not isinstance(command, CalibrateCommand):
+            self._record_command(command, now)
         if isinstance(command, CalibrateCommand):
             functional = 30.0 if command.functional else 0.0
             self.request_calibration(CalibrationPlan(command.neutral_s, functional))
@@ -281,6 +292,7 @@ class Service:
                     data.create_task(self._process(), name="pipeline")
             finally:
                 self._finish()
+                await self._close_recorder()
                 if publisher_task is not None:
                     await self._drain_outbox()
                     publisher_task.cancel()
@@ -339,8 +351,10 @@ class Service:
     def step(self, batches: Sequence[ImuBatch]) -> None:
         """Record, calibrate or process what arrived; publish and record the results."""
         batches = [b for b in batches if b.placement in self.status.sensors and len(b)]
+        if self.recorder is not None and self.status.recording == "recording":
+            # The pipeline gets the batches exactly as stored, so a replay reproduces its angles.
+            batches = [self._record_imu(b) for b in batches]
         for b in batches:
-            self._record("add_imu", b)
             self._sensor_seen(b)
         if self._plan is not None:
             self._calibrate_step(batches)
@@ -354,9 +368,11 @@ class Service:
     def _calibrate_step(self, batches: Sequence[ImuBatch]) -> None:
         plan = self._plan
         assert plan is not None
-        self._cal_batches.extend(batches)
         if self._cal_start is None and batches:
             self._cal_start = min(float(b.t[0]) for b in batches)
+            # Index of the first batch the new pipeline will see (recorded with the calibration).
+            self._cal_from_batch = None if self.recorder is None else self.recorder.arrivals - len(batches)
+        self._cal_batches.extend(batches)
         if self._cal_start is None:
             return
         latest = dict.fromkeys(self.placements, -math.inf)
@@ -413,7 +429,7 @@ class Service:
         self.engine.set_calibrated(True)
         self.status.calibrated = True
         self.status.calibrating = None
-        self._record("set_calibration", calibration)
+        self._record("set_calibration", calibration, from_batch=self._cal_from_batch)
 
     def _handle(self, frame: SpineFrame) -> None:
         if len(frame.t) == 0:
@@ -451,6 +467,8 @@ class Service:
         offset = self.epoch_offset_s
         for t, posture in out.changes:
             self._publish("publish_posture", offset + t, posture.value, offset + t)
+        if out.started:
+            self._record("add_events", list(out.started))  # open episodes survive a crash
         for e in out.started:
             if not _sent(e):
                 log.info("%s alert held back (%s)", e.type, e.data.get("alert_state"))
@@ -536,11 +554,15 @@ class Service:
                     )
                 )
         self._publish_status(force=True)
-        if self.recorder is not None:
-            with _logged("closing the session"):
-                self.recorder.close("complete")
-            self.status.recording = "closed"
         self.status.finished = True
+
+    async def _close_recorder(self) -> None:
+        if self.recorder is None:
+            return
+        with _logged("closing the session"):
+            await asyncio.to_thread(self.recorder.close, "complete")  # waits for the last commit
+        if self.status.recording == "recording":
+            self.status.recording = "closed"
 
     # -- sensors, status -------------------------------------------------------------------------
 
@@ -561,6 +583,8 @@ class Service:
 
     def _refresh_status(self) -> None:
         now = self._wall()
+        if self.recorder is not None and self.status.recording == "recording" and self.recorder.error is not None:
+            self._recording_failed(self.recorder.error)
         timeout = self.config.pipeline.sensor_timeout_s
         for s in self.status.sensors.values():
             if s.connected and s.last_wall is not None and now - s.last_wall > timeout * 5:
@@ -593,16 +617,39 @@ class Service:
         if self.session_id is not None:
             self._publish("publish_session", self.session_id, self.status.started_epoch, self.engine.stats_json())
 
-    def _record(self, method: str, *args: object) -> None:
+    def _record_command(self, command: object, now: float) -> None:
+        """Record what a command does to the posture engine, so a replay does the same."""
+        from sensorhub.mqtt.commands import ExerciseCommand, PainCommand, SnoozeCommand
+
+        if isinstance(command, SnoozeCommand):
+            self._record("add_command", "snooze", {"minutes": command.minutes, "now_t": now})
+        elif isinstance(command, ExerciseCommand):
+            self._record("add_command", "exercise", {"active": command.action == "start", "t": None})
+        elif isinstance(command, PainCommand):
+            self._record("add_command", "pain", {"region": command.region, "t": None})
+            self._record("add_command", "exercise", {"active": False, "t": None})
+
+    def _record_imu(self, batch: ImuBatch) -> ImuBatch:
+        assert self.recorder is not None
+        try:
+            return self.recorder.add_imu(batch)
+        except SensorhubError as exc:
+            self._recording_failed(exc)
+            return batch
+
+    def _recording_failed(self, exc: SensorhubError) -> None:
+        self.status.recording = "failed"
+        self.status.errors.append(f"recording stopped: {exc}")
+        log.error("recording stopped: %s (alerts and MQTT go on)", exc)
+
+    def _record(self, method: str, *args: object, **kwargs: object) -> None:
         """Call a recorder method; a failure stops recording, never the service."""
         if self.recorder is None or self.status.recording in ("failed", "closed"):
             return
         try:
-            getattr(self.recorder, method)(*args)
+            getattr(self.recorder, method)(*args, **kwargs)
         except SensorhubError as exc:
-            self.status.recording = "failed"
-            self.status.errors.append(f"recording stopped: {exc}")
-            log.error("recording stopped: %s (alerts and MQTT go on)", exc)
+            self._recording_failed(exc)
 
 
 def _alert_fields(e: Event) -> dict[str, JsonValue]:

@@ -11,10 +11,13 @@ import time
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import pytest
 from brokers import BrokerHandle, Subscriber, subscribe_collect
 
 from sensorhub.runner import DemoOptions, run_demo
+from sensorhub.store import SessionStore
+from sensorhub.store.replay import replay
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "docs" / "mqtt" / "schemas"
 
@@ -56,6 +59,20 @@ async def test_demo_publishes_every_topic_alerts_and_exercise(mosquitto: BrokerH
     assert any(m.topic.startswith("homeassistant/") for m in sub.messages)
     assert service.status.finished
     assert service.status.alerts_started == 2
+    # The recorded session exports, and replaying it with its own settings gives the live angles exactly.
+    assert (tmp_path / "out" / "demo-angles.csv").stat().st_size > 100_000
+    assert (tmp_path / "out" / "demo-report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    store = SessionStore(tmp_path / "s.db")
+    assert service.session_id is not None
+    assert store.get(service.session_id).status == "complete"
+    live, live_labels = store.read_frame(service.session_id)
+    result = replay(store, service.session_id, progress=False)
+    assert result.session is not None
+    again, again_labels = store.read_frame(result.session.id)
+    np.testing.assert_array_equal(again.t, live.t)
+    for name in ("thoracic_flexion_deg", "lumbar_flexion_deg", "trunk_flexion_deg", "pelvis_tilt_deg"):
+        np.testing.assert_allclose(getattr(again, name), getattr(live, name), rtol=0, atol=1e-9, equal_nan=True)
+    assert again_labels == live_labels
 
 
 def _run_config(tmp_path: Path, broker: BrokerHandle) -> Path:

@@ -266,6 +266,9 @@ class SessionStore:
         except sqlite3.Error as exc:
             lock.release()
             raise dbmod.sink_error("write to", self.path, exc) from exc
+        except BaseException:
+            lock.release()  # e.g. a config snapshot that is not JSON: no lock file left behind
+            raise
         if key is None:  # pragma: no cover - sqlite3 always sets it after an INSERT
             lock.release()
             raise SinkError("the session store returned no key for a new session")
