@@ -52,6 +52,7 @@ __all__ = [
     "amqtt_broker",
     "find_mosquitto",
     "free_port",
+    "free_ports",
     "mosquitto",
     "mosquitto_password_line",
     "mqtt_broker",
@@ -71,6 +72,16 @@ def free_port() -> int:
         sock.bind((HOST, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: the sockets stay bound until all are chosen (the kernel may
+    otherwise hand out the same port twice in a row)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
+        for sock in socks:
+            sock.bind((HOST, 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def find_mosquitto() -> str:
@@ -304,7 +315,7 @@ def mosquitto(tmp_path: Path) -> Iterator[BrokerHandle]:
     password_file = directory / "passwords"
     password_file.write_text(mosquitto_password_line(USERNAME, password) + "\n")
     password_file.chmod(0o600)
-    ports = {name: free_port() for name in ("plain", "auth", "tls", "mtls")}
+    ports = dict(zip(("plain", "auth", "tls", "mtls"), free_ports(4), strict=True))
     runner = _MosquittoRunner(executable, directory, ports)
     runner.config.write_text(_mosquitto_config(directory, ports, tls, password_file))
     runner.start_sync()
