@@ -10,13 +10,17 @@ alone) every scenario run goes through the real pipeline (``sensorhub.sim.evalua
   the true angle crossed the alert threshold; target ≤ dwell + 0.5 s);
 - ``confounders`` (5 seeds): false alerts per hour (target ≤ 0.5);
 - posture label recall per true label on both scenarios (after calibration);
-- for three sensors, a sweep of the thoracic and lumbar thresholds over the same angles (the engine
-  re-run on the pipeline's output; nothing else changes);
+- for three sensors, a sweep of the thoracic, lumbar and whole-spine (``trunk_threshold_deg``)
+  thresholds over the same angles (the engine re-run on the pipeline's output; nothing else changes);
+- ``mild_worst_case``: the smallest slouch the simulator draws (its "mild" depth with every random
+  factor at the low end of its ±20 %), with the slowest and the fastest drift into it, for three
+  sensors and upper thoracic + sacral: recall and delay where a threshold is closest to the peak;
 - the engine's cost per 100 ms of angles and per instant.
 
 Definitions: ``sensorhub/sim/evaluate_posture.py`` and docs/posture.md.
 
-Run: ``.venv/bin/python bench/posture.py`` (about 10 minutes; ``--quick``: seeds 0–1, three sensors).
+Run: ``.venv/bin/python bench/posture.py`` (about 15 minutes; ``--quick``: seeds 0–1, three sensors,
+no worst case; ``--first-seed 5``: seeds 5–9).
 """
 
 from __future__ import annotations
@@ -34,12 +38,16 @@ from dataclasses import replace
 
 import numpy as np
 
+from sensorhub.analyze import analyze_batches
 from sensorhub.config import AlertsConfig
-from sensorhub.model import Event, Placement, SpineFrame
+from sensorhub.model import Event, ImuBatch, Placement, SpineFrame
 from sensorhub.posture.engine import PostureEngine
+from sensorhub.sim import scenarios
 from sensorhub.sim.evaluate import Evaluation, evaluate
 from sensorhub.sim.evaluate_posture import AlertScore, alert_score, label_confusion
-from sensorhub.sim.wearer import WearerConfig
+from sensorhub.sim.motion import Script
+from sensorhub.sim.wearer import SimulatedWearer, WearerConfig
+from sensorhub.sources.simulator import iter_batches
 
 UT, TL, SA = Placement.UPPER_THORACIC, Placement.THORACOLUMBAR, Placement.SACRAL
 SENSOR_SETS: dict[str, tuple[Placement, ...]] = {
@@ -47,8 +55,13 @@ SENSOR_SETS: dict[str, tuple[Placement, ...]] = {
     "upper_thoracic+sacral": (UT, SA),
     "upper_thoracic": (UT,),
 }
-SWEEP_THORACIC = (5.0, 8.0, 10.0, 15.0)
-SWEEP_LUMBAR = (6.0, 8.0, 10.0)
+#: (thoracic, lumbar, whole spine = trunk_threshold_deg) thresholds of the sweep, degrees.
+SWEEP = tuple(
+    [(15.0, 10.0, spine) for spine in (8.0, 9.0, 10.0, 11.0, 12.0, 15.0, 90.0)]
+    + [(th, lu, 90.0) for th, lu in itertools.product((5.0, 8.0, 15.0), (5.0, 6.0, 8.0))]
+)
+#: Drift times into the worst-case slouch (s): the scenario's slowest and fastest.
+WORST_ONSETS_S = (20.0, 5.0)
 
 
 def _engine_events(
@@ -132,7 +145,7 @@ def _run_set(name: str, placements: tuple[Placement, ...], seeds: Sequence[int])
     alerts = AlertsConfig()
     sweep = name == "three_sensors"
     result: dict[str, object] = {}
-    sweep_scores: dict[tuple[float, float], dict[str, list[AlertScore]]] = {}
+    sweep_scores: dict[tuple[float, float, float], dict[str, list[AlertScore]]] = {}
     sweep_hours: dict[str, float] = {}
     for scenario in ("desk_session", "confounders"):
         scores: list[AlertScore] = []
@@ -153,10 +166,10 @@ def _run_set(name: str, placements: tuple[Placement, ...], seeds: Sequence[int])
             conf += label_confusion(ev.truth.posture, ev.result.posture, (frame.t >= ev.compare_from_s).tolist())
             per_seed.append({"seed": seed, "hours": round(run_h, 3), **score.to_json()})
             if sweep:
-                for th, lu in itertools.product(SWEEP_THORACIC, SWEEP_LUMBAR):
-                    trial = replace(alerts, thoracic_threshold_deg=th, lumbar_threshold_deg=lu)
+                for th, lu, sp in SWEEP:
+                    trial = replace(alerts, thoracic_threshold_deg=th, lumbar_threshold_deg=lu, trunk_threshold_deg=sp)
                     events, eng = _engine_events(frame, trial, placements)
-                    sweep_scores.setdefault((th, lu), {}).setdefault(scenario, []).append(
+                    sweep_scores.setdefault((th, lu, sp), {}).setdefault(scenario, []).append(
                         _score(ev, events, eng, trial)
                     )
             print(
@@ -171,7 +184,7 @@ def _run_set(name: str, placements: tuple[Placement, ...], seeds: Sequence[int])
         result[f"labels_{scenario}"] = _labels(conf)
     if sweep:
         rows = []
-        for (th, lu), by_scenario in sorted(sweep_scores.items()):
+        for (th, lu, sp), by_scenario in sweep_scores.items():
             desk = _summary(by_scenario["desk_session"], sweep_hours["desk_session"], alerts.dwell_s)
             conf_ = _summary(by_scenario["confounders"], sweep_hours["confounders"], alerts.dwell_s)
             delay = desk.get("delay_s")
@@ -179,6 +192,7 @@ def _run_set(name: str, placements: tuple[Placement, ...], seeds: Sequence[int])
                 {
                     "thoracic_threshold_deg": th,
                     "lumbar_threshold_deg": lu,
+                    "spine_threshold_deg": sp,
                     "recall": desk["recall"],
                     "precision": desk["precision"],
                     "delay_max_s": delay["max"] if isinstance(delay, dict) else None,
@@ -188,6 +202,83 @@ def _run_set(name: str, placements: tuple[Placement, ...], seeds: Sequence[int])
             )
         result["threshold_sweep"] = rows
     return result
+
+
+class _Extremes:
+    """A random generator whose first ``uniform`` draws return the given values (then it delegates).
+
+    ``scenarios._slouch`` draws, in this order, the pelvis, lumbar and thoracic factors (each in
+    0.8–1.2) and the drift time (5–20 s); fixing them builds the scenario's smallest slouch. The
+    bench reports the true peaks it got, so a change of that order shows in its output.
+    """
+
+    def __init__(self, rng: np.random.Generator, values: Sequence[float]) -> None:
+        self._rng = rng
+        self._values = list(values)
+
+    def uniform(self, low: float, high: float) -> float:
+        if not self._values:
+            return float(self._rng.uniform(low, high))
+        value = self._values.pop(0)
+        if not low <= value <= high:
+            raise ValueError(f"{value} is outside the draw's range {low}–{high}: the scenario changed")
+        return value
+
+
+def _worst_case_script(seed: int, onset_s: float) -> Script:
+    """Neutral, bends, typing, then twice the smallest mild slouch (thoracic and lumbar at 0.8 × their
+    nominal depth, the pelvis at 1.2 ×) with a drift of ``onset_s`` into it, each followed by typing."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5C3A]))
+    s = Script()
+    scenarios._neutral(s)
+    scenarios._functional(s, rng, "bends")
+    scenarios._type(s, rng, 40, 80)
+    for hold_s in (60.0, 45.0):
+        extremes = _Extremes(rng, [1.2, 0.8, 0.8, onset_s])
+        scenarios._slouch(s, extremes, "mild", hold_s)  # type: ignore[arg-type]  # duck-typed generator
+        scenarios._type(s, rng, 40, 60)
+    return s
+
+
+def _worst_case(placements: tuple[Placement, ...], seeds: Sequence[int]) -> dict[str, object]:
+    """Recall and delay on the smallest slouch the simulator draws (see the module docs)."""
+    alerts = AlertsConfig()
+    out: dict[str, object] = {}
+    for onset_s in WORST_ONSETS_S:
+        scores: list[AlertScore] = []
+        peaks: list[dict[str, float]] = []
+        hours = 0.0
+        for seed in seeds:
+            config = WearerConfig(seed=seed, placements=placements)
+            wearer = SimulatedWearer(config, script=_worst_case_script(seed, onset_s))
+            batches: list[ImuBatch] = [b for _, b in iter_batches(wearer)]
+            events = wearer.events()
+            neutral = next(e for e in events if e.type == "neutral")
+            result = analyze_batches(batches, neutral=(neutral.start_t, float(neutral.end_t or 10.0)), alerts=alerts)
+            truth = wearer.truth(result.frame.t)
+            ev = Evaluation(wearer, result, truth, 0.0, {})
+            slouches = [e for e in result.events if e.type == "slouch"]
+            scores.append(_score(ev, slouches, PostureEngine(alerts, placements), alerts))
+            hours += (float(result.frame.t[-1]) - float(result.frame.t[0])) / 3600.0
+            for e in events:
+                if e.type == "slouch" and e.end_t is not None:
+                    m = (truth.t >= e.start_t) & (truth.t <= e.end_t)
+                    peaks.append(
+                        {
+                            "thoracic": round(float(truth.thoracic_flexion_deg[m].max()), 2),
+                            "lumbar": round(float(truth.lumbar_flexion_deg[m].max()), 2),
+                            "spine": round(float(truth.spine_flexion_deg[m].max()), 2),
+                            "trunk": round(float(truth.trunk_flexion_deg[m].max()), 2),
+                        }
+                    )
+        summary = _summary(scores, hours, alerts.dwell_s)
+        summary.pop("false_alerts_per_hour", None)
+        summary["true_peak_deg_min"] = {k: min(p[k] for p in peaks) for k in ("thoracic", "lumbar", "spine", "trunk")}
+        summary["true_peak_deg_max"] = {k: max(p[k] for p in peaks) for k in ("thoracic", "lumbar", "spine", "trunk")}
+        out[f"drift_{onset_s:g}s"] = summary
+        rig = "+".join(p.value for p in placements)
+        print(f"# worst case {rig} drift {onset_s:g} s: {summary['hits']}/{summary['episodes']}", file=sys.stderr)
+    return out
 
 
 def _speed(seed: int = 0) -> dict[str, object]:
@@ -228,14 +319,15 @@ def _speed(seed: int = 0) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="seeds 0–1, three sensors only")
-    parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0..N-1; default 5)")
+    parser.add_argument("--seeds", type=int, default=5, help="number of seeds (default 5)")
+    parser.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
     args = parser.parse_args()
-    seeds = tuple(range(2 if args.quick else args.seeds))
+    seeds = tuple(range(args.first_seed, args.first_seed + (2 if args.quick else args.seeds)))
     sets = {"three_sensors": SENSOR_SETS["three_sensors"]} if args.quick else SENSOR_SETS
     alerts = AlertsConfig()
     out: dict[str, object] = {
         "benchmark": "posture",
-        "command": "bench/posture.py" + (" --quick" if args.quick else ""),
+        "command": " ".join(["bench/posture.py", *sys.argv[1:]]),
         "python": platform.python_version(),
         "seeds": list(seeds),
         "alerts": {
@@ -254,6 +346,11 @@ def main() -> None:
     }
     for name, placements in sets.items():
         out[name] = _run_set(name, placements, seeds)
+    if not args.quick:
+        out["mild_worst_case"] = {
+            "seeds": list(seeds),
+            **{name: _worst_case(SENSOR_SETS[name], seeds) for name in ("three_sensors", "upper_thoracic+sacral")},
+        }
     out["engine_speed"] = _speed()
     print(json.dumps(out, indent=1))
 

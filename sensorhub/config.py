@@ -261,7 +261,7 @@ class AlertsConfig:
     enabled: bool = True
     thoracic_threshold_deg: float = 15.0
     lumbar_threshold_deg: float = 10.0
-    trunk_threshold_deg: float = 15.0
+    trunk_threshold_deg: float = 10.0
     dwell_s: float = 30.0
     hysteresis_deg: float = 3.0
     max_per_hour: int = 4

@@ -104,7 +104,7 @@ def test_minimal_design_config_parses_with_defaults(tmp_path: Path) -> None:
         enabled=True,
         thoracic_threshold_deg=15.0,
         lumbar_threshold_deg=10.0,
-        trunk_threshold_deg=15.0,
+        trunk_threshold_deg=10.0,
         dwell_s=30.0,
         hysteresis_deg=3.0,
         max_per_hour=4,

@@ -97,7 +97,7 @@ def test_two_sensor_and_partial_rigs(placements, pose, expected):
 
 
 def test_segments_and_ambiguities_per_sensor_set():
-    assert slouch_segments(ALL) == ("thoracic", "lumbar")
+    assert slouch_segments(ALL) == ("thoracic", "lumbar", "spine")
     assert slouch_segments((UT, TL)) == ("thoracic", "trunk")
     assert slouch_segments((TL, SA)) == ("lumbar",)
     assert slouch_segments((UT, SA)) == ("spine",)
@@ -150,7 +150,7 @@ def test_classifier_is_chunk_invariant():
     clf = PostureClassifier(ALL, SETTINGS)
     parts = [clf.classify(f) for f in chunks(frame, random_sizes(len(frame.t), 3))]
     assert [p for part in parts for p in part.labels] == whole.labels
-    for seg in ("thoracic", "lumbar"):
+    for seg in ("thoracic", "lumbar", "spine"):
         assert [f for p in parts for f in p.flexed[seg]] == whole.flexed[seg]
 
 

@@ -12,8 +12,9 @@ from sensorhub.posture.engine import PostureEngine
 from tests.posture_helpers import ALL, UT, run, timeline
 
 UPRIGHT: dict[str, float] = {}
-THORACIC = {"thoracic": 20.0, "lumbar": 3.0, "pelvis": -4.0}  # thoracic ≥ 15
-LUMBAR = {"thoracic": 6.0, "lumbar": 14.0, "pelvis": -8.0}  # lumbar ≥ 10
+THORACIC = {"thoracic": 20.0, "lumbar": 3.0, "pelvis": -4.0}  # thoracic ≥ 15, spine 23 ≥ 10
+LUMBAR = {"thoracic": 6.0, "lumbar": 14.0, "pelvis": -8.0}  # lumbar ≥ 10, spine 20 ≥ 10
+MILD = {"thoracic": 6.0, "lumbar": 7.0, "pelvis": -4.0}  # below both regional thresholds, spine 13 ≥ 10
 
 
 def engine(**alerts: object) -> PostureEngine:
@@ -21,23 +22,24 @@ def engine(**alerts: object) -> PostureEngine:
 
 
 def test_one_start_and_one_end_per_episode_after_the_dwell():
-    """Thoracic ramps 0 → 20° over 1 s from 10 s: it reaches 15° at 10.75 s, so the alert is due at 40.75 s."""
+    """Thoracic ramps 0 → 20° and the whole spine 0 → 23° over 1 s from 10 s: the spine reaches its
+    10° at 10.43 s (before the thoracic 15° at 10.75 s), so the alert is due at 40.43 s."""
     eng = engine()
     out = run(eng, timeline([(10, UPRIGHT), (60, THORACIC), (10, UPRIGHT), (50, LUMBAR), (10, UPRIGHT)]))
     assert [e.type for e in out.started] == ["slouch", "slouch"]
     first, second = out.of("slouch")
-    assert out.started[0].start_t == pytest.approx(40.76, abs=0.021)
+    assert out.started[0].start_t == pytest.approx(40.44, abs=0.021)
     assert out.started[0].end_t is None
     assert first.start_t == out.started[0].start_t
-    # Back below 15 − 3 = 12° at 70 + 0.4 s.
-    assert first.end_t == pytest.approx(70.42, abs=0.021)
-    assert first.data["segments"] == ["thoracic"]
-    assert first.data["peak_deg"] == {"thoracic": 20.0, "lumbar": 3.0}
-    assert first.data["threshold_deg"] == {"thoracic": 15.0, "lumbar": 10.0}
+    # Ends when every latch is off: thoracic below 15 − 3 = 12° at 70.4 s, spine below 10 − 3 = 7° at 70.7 s.
+    assert first.end_t == pytest.approx(70.70, abs=0.021)
+    assert first.data["segments"] == ["thoracic", "spine"]
+    assert first.data["peak_deg"] == {"thoracic": 20.0, "lumbar": 3.0, "spine": 23.0}
+    assert first.data["threshold_deg"] == {"thoracic": 15.0, "lumbar": 10.0, "spine": 10.0}
     assert first.data["alert_state"] == "sent"
-    assert first.data["onset_t"] == pytest.approx(10.76, abs=0.021)
-    assert first.data["duration_s"] == pytest.approx(59.66, abs=0.05)
-    assert second.data["segments"] == ["lumbar"]
+    assert first.data["onset_t"] == pytest.approx(10.44, abs=0.021)
+    assert first.data["duration_s"] == pytest.approx(60.26, abs=0.05)
+    assert second.data["segments"] == ["lumbar", "spine"]
     assert [b.reason for b in out.buzz] == ["slouch", "slouch"]
     assert out.buzz[0].t == out.started[0].start_t
     assert not eng.state.slouch_alert
@@ -137,7 +139,7 @@ def test_a_short_movement_neither_splits_nor_restarts_an_episode_but_a_long_one_
     steps += [(12, moving), (10, UPRIGHT)]
     out = run(eng, timeline(steps, ramp_s=0.2))
     assert len(out.started) == 1
-    assert out.started[0].start_t == pytest.approx(40.2, abs=0.1)  # onset ≈ 10.15 s + 30 s
+    assert out.started[0].start_t == pytest.approx(40.1, abs=0.1)  # onset ≈ 10.09 s (spine at 10°) + 30 s
     (episode,) = out.of("slouch")
     # It ends where the 12 s of movement began (longer than hold_max_s = 5 s).
     assert episode.end_t == pytest.approx(84.0, abs=0.5)
@@ -152,12 +154,29 @@ def test_disabled_alerts_and_no_buzz():
     assert quiet.buzz == []
 
 
+def test_three_sensors_alert_a_mild_slouch_through_the_whole_spine():
+    """Thoracic 6° + lumbar 7° reach neither regional threshold; their sum, 13°, passes the 10° whole-spine one."""
+    out = run(engine(), timeline([(10, UPRIGHT), (60, MILD), (10, UPRIGHT)]))
+    (episode,) = out.of("slouch")
+    assert episode.data["segments"] == ["spine"]
+    assert episode.data["peak_deg"] == {"thoracic": 6.0, "lumbar": 7.0, "spine": 13.0}
+    assert episode.start_t == pytest.approx(10.0 + 10.0 / 13.0 + 30.0, abs=0.021)
+
+
+def test_a_slouch_confined_to_one_region_alerts_through_its_threshold():
+    """A rounded upper back over a hollow lower back: thoracic 17° ≥ 15°, but spine 17 − 8 = 9° < 10°."""
+    out = run(engine(), timeline([(10, UPRIGHT), (60, {"thoracic": 17.0, "lumbar": -8.0}), (10, UPRIGHT)]))
+    (episode,) = out.of("slouch")
+    assert episode.data["segments"] == ["thoracic"]
+
+
 def test_single_sensor_uses_the_trunk_threshold():
     eng = PostureEngine(AlertsConfig(), (UT,))
-    lumbar = run(eng, timeline([(10, UPRIGHT), (60, LUMBAR), (10, UPRIGHT)], placements=(UT,)))
-    assert lumbar.started == []  # trunk = 6 + 14 − 8 = 12° < 15°
+    mild = run(eng, timeline([(10, UPRIGHT), (60, MILD), (10, UPRIGHT)], placements=(UT,)))
+    # trunk = 6 + 7 − 4 = 9° < 10°: the pelvis tilting back hides part of the spine's flexion from one sensor.
+    assert mild.started == []
     out = run(eng, timeline([(10, UPRIGHT), (60, THORACIC), (10, UPRIGHT)], placements=(UT,), start_t=80.0))
     (episode,) = out.of("slouch")
     assert episode.data["segments"] == ["trunk"]
-    assert episode.data["threshold_deg"] == {"trunk": 15.0}
+    assert episode.data["threshold_deg"] == {"trunk": 10.0}
     assert episode.data["peak_deg"] == {"trunk": 19.0}  # 20 + 3 − 4

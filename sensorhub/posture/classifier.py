@@ -26,10 +26,13 @@ label               rule                                                        
 ==================  =====================================================================  ================
 
 Slouch segments and their thresholds (:func:`slouch_segments`, the ``[alerts]`` thresholds):
-all three sensors: thoracic and lumbar flexion; upper thoracic + thoracolumbar: thoracic flexion,
-and trunk flexion in place of the unseen lumbar part; thoracolumbar + sacral: lumbar flexion;
-upper thoracic + sacral: whole-spine flexion (upper thoracic − sacral) against the trunk threshold
-(trunk flexion without the pelvis); upper thoracic alone: trunk flexion.
+all three sensors: thoracic and lumbar flexion, and whole-spine flexion (upper thoracic − sacral,
+i.e. thoracic + lumbar) against the trunk threshold; upper thoracic + thoracolumbar: thoracic
+flexion, and trunk flexion in place of the unseen lumbar part; thoracolumbar + sacral: lumbar
+flexion; upper thoracic + sacral: whole-spine flexion against the trunk threshold; upper thoracic
+alone: trunk flexion. A slumped sitting posture flexes the thoracic and the lumbar spine together,
+each by a moderate amount, so their sum is the robust measure of it; the regional thresholds catch
+a slouch confined to one region (docs/posture.md).
 
 What each set of sensors cannot tell apart is listed by :func:`ambiguities` (and in
 docs/posture.md); the one-sensor case: slouched and leaning forward (both only tilt the upper
@@ -79,7 +82,7 @@ def slouch_segments(placements: Iterable[Placement]) -> tuple[str, ...]:
     """The segments whose flexion counts as slouching with these sensors (see the module docs)."""
     have = set(placements)
     if {UT, TL, SA} <= have:
-        return ("thoracic", "lumbar")
+        return ("thoracic", "lumbar", "spine")
     if {UT, TL} <= have:
         return ("thoracic", "trunk")
     if {TL, SA} <= have:
