@@ -248,7 +248,8 @@ class AlertsConfig:
         enabled: alert at all.
         thoracic_threshold_deg: thoracic flexion that counts as slouching.
         lumbar_threshold_deg: lumbar flexion that counts as slouching.
-        trunk_threshold_deg: trunk flexion that counts as slouching (single-sensor rigs).
+        trunk_threshold_deg: flexion that counts as slouching for the whole spine (upper thoracic −
+            sacral) and, with one sensor, for the trunk.
         dwell_s: how long a posture must last before an alert.
         hysteresis_deg: how far below the threshold the angle must drop to end an alert.
         max_per_hour: alerts per rolling hour at most; 0 = no limit.
