@@ -5,8 +5,10 @@ so callers (the CLI above all) can catch one type and print one clear line::
 
     SensorhubError
     ├── ConfigError          bad or missing configuration (file, key, what is allowed)
+    │   └── ProfileError     a firmware profile file that is wrong (file, key)
     ├── InputError           bad input data: CSV rows, payloads, windows, arguments
     │   ├── DataFormatError  a file that does not follow a DESIGN §6 format (file, row)
+    │   ├── DecodeError      a sensor payload that cannot be decoded (profile, what is wrong)
     │   └── CalibrationError a calibration capture that cannot be used (what moved, when)
     ├── SimulationError      an impossible simulator request (unknown scenario, rate ...)
     ├── SourceError          a sensor source failed at run time
@@ -22,8 +24,10 @@ __all__ = [
     "CalibrationError",
     "ConfigError",
     "DataFormatError",
+    "DecodeError",
     "DependencyError",
     "InputError",
+    "ProfileError",
     "SensorhubError",
     "SimulationError",
     "SinkError",
@@ -68,10 +72,34 @@ class ConfigError(SensorhubError):
         self.key = key
 
 
+class ProfileError(ConfigError):
+    """A firmware profile file (``firmware_profiles/*.toml``) that is wrong.
+
+    ``path`` is the profile file and ``key`` the dotted key, e.g. ``commands.start[1].hex``.
+    """
+
+
 class InputError(SensorhubError):
     """Input data or arguments that cannot be used (bad usage, bad data)."""
 
     exit_code = 2
+
+
+class DecodeError(InputError):
+    """A sensor payload that cannot be decoded: too short, too long, bad header or checksum.
+
+    The decoder that raises it has dropped the payload (no samples come out of it) and counted it;
+    the stream goes on with the next payload.
+
+    Attributes:
+        profile: the profile name, e.g. ``polar_verity_sense``.
+        payload: the offending bytes (at most the first 64 are kept).
+    """
+
+    def __init__(self, message: str, *, profile: str, payload: bytes = b"", advice: str = "") -> None:
+        super().__init__(f"{profile}: {message}", advice=advice)
+        self.profile = profile
+        self.payload = bytes(payload[:64])
 
 
 class DataFormatError(InputError):
