@@ -72,8 +72,8 @@ from typing import ClassVar, Final, Literal
 
 __all__ = [
     "AXIS_NAMES",
-    "G_MPS2",
     "DEG_TO_RAD",
+    "G_MPS2",
     "BatterySpec",
     "CommandStep",
     "Decoded",
