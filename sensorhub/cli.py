@@ -125,6 +125,39 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from sensorhub.config import load_config
+    from sensorhub.guided import GuidedOptions, run_guided
+    from sensorhub.runner import run_until_stopped
+
+    config = load_config(Path(args.config))
+    functional = None if args.functional is None else 0.0 if args.functional == "none" else _seconds(args.functional)
+    options = GuidedOptions(
+        countdown_s=args.countdown,
+        neutral_s=args.neutral,
+        functional_s=functional,
+        attempts=args.attempts,
+        save=not args.no_save,
+    )
+    result = run_until_stopped(lambda: run_guided(config, options, out=sys.stdout))
+    if result is None:
+        print("sensorhub: calibration stopped; nothing saved", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _seconds(text: str) -> float:
+    from sensorhub.errors import InputError
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):
+        raise InputError(f"--functional: {text!r} is not a number of seconds or 'none'")
+    return value
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from sensorhub.runner import DemoOptions, run_demo, run_until_stopped
 
@@ -251,6 +284,29 @@ def _build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--config", required=True, metavar="FILE", help="TOML config (docs/configuration.md)")
     p_run.add_argument("--no-view", action="store_true", help="no live terminal view (log lines only)")
     p_run.set_defaults(handler=_cmd_run)
+
+    p_cal = sub.add_parser(
+        "calibrate",
+        help="guided calibration: sit upright and still, then (optionally) slow cat/camel reps",
+        description="Guided calibration of the configured sensors: a countdown, a still upright capture with a "
+        "stillness check, an optional functional movement (cat/camel or slow forward bends) for each sensor's "
+        "flexion axis, and a quality verdict. The result is saved where `sensorhub run` finds it.",
+    )
+    p_cal.add_argument("--config", required=True, metavar="FILE", help="TOML config (docs/configuration.md)")
+    p_cal.add_argument("--countdown", type=int, default=3, metavar="S", help="countdown before each try (default 3)")
+    p_cal.add_argument(
+        "--neutral", type=_positive, default=None, metavar="S", help="still capture length (default: the config's)"
+    )
+    p_cal.add_argument(
+        "--functional",
+        default=None,
+        metavar="S|none",
+        help="seconds of slow cat/camel reps after the still capture; none = nominal axis "
+        "(default: 30 s when the config's pipeline.functional is auto)",
+    )
+    p_cal.add_argument("--attempts", type=int, default=3, help="tries before giving up (default 3)")
+    p_cal.add_argument("--no-save", action="store_true", help="only show the verdict, keep the stored calibration")
+    p_cal.set_defaults(handler=_cmd_calibrate)
 
     p_demo = sub.add_parser(
         "demo",

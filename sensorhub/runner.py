@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from sensorhub import __version__
-from sensorhub.config import Config, MqttProtocol, SourceKind, parse_config
-from sensorhub.errors import ConfigError, SourceError
+from sensorhub.config import Config, FunctionalMode, MqttProtocol, SourceKind, parse_config
+from sensorhub.errors import CalibrationError, ConfigError, SourceError
+from sensorhub.guided import DEFAULT_FUNCTIONAL_S
 from sensorhub.model import JsonValue, Placement
 from sensorhub.mqtt.commands import Command, ExerciseCommand
+from sensorhub.pipeline.calibration import RigCalibration
 from sensorhub.service import CalibrationPlan, Service
 from sensorhub.sources.simulator import SimulatorSource
 from sensorhub.view import LiveView
@@ -185,6 +187,8 @@ async def _start(
     duration_s: float | None,
     calibrate: CalibrationPlan | None,
     record: bool = True,
+    calibration: RigCalibration | None = None,
+    on_calibrated: Callable[[RigCalibration], None] | None = None,
 ) -> Service:
     from sensorhub.mqtt.outbox import Outbox
     from sensorhub.mqtt.publisher import MqttPublisher
@@ -232,11 +236,13 @@ async def _start(
     service = Service(
         config,
         source,
+        calibration=calibration,
         calibrate=calibrate,
         recorder=recorder,
         publisher=publisher,
         epoch_offset_s=epoch_offset,
         session_id=session_id,
+        on_calibrated=on_calibrated,
     )
     return service
 
@@ -253,7 +259,29 @@ def _schedule_demo_exercise(service: Service) -> None:
 
 async def run_config(config: Config, *, view: bool = True) -> Service:
     """``sensorhub run --config``: the configured source until it ends or the process is stopped."""
+    from sensorhub.calibration_store import calibration_path, load_calibration, save_calibration
+
+    path = calibration_path(config)
+    try:
+        stored = load_calibration(path, [s.placement.value for s in config.sensors])
+    except CalibrationError as exc:
+        log.warning("not using the stored calibration: %s", exc)
+        stored = None
+    if stored is not None:
+        log.info(
+            "using the calibration in %s (%s); cmd/calibrate or sensorhub calibrate renews it", path, stored.verdict
+        )
+    else:
+        log.info("no stored calibration: calibrating on the first data (sit upright and still)")
+    plan = CalibrationPlan(
+        config.pipeline.neutral_duration_s,
+        DEFAULT_FUNCTIONAL_S if config.pipeline.functional is FunctionalMode.AUTO else 0.0,
+    )
+
+    def keep(calibration: RigCalibration) -> None:
+        save_calibration(path, calibration, wearer=config.wearer.id)
+
     async with contextlib.AsyncExitStack() as stack:
-        service = await _start(config, stack, duration_s=None, calibrate=None)
+        service = await _start(config, stack, duration_s=None, calibrate=plan, calibration=stored, on_calibrated=keep)
         await run_service(service, LiveView(service.status) if view else None)
         return service

@@ -186,6 +186,7 @@ class Service:
         epoch_offset_s: the source's clock + this = Unix time (for MQTT times and quiet hours).
         session_id: the recorded session's id (MQTT ``session`` topic), if any.
         wall_clock: monotonic clock for the status refresh.
+        on_calibrated: called with every calibration the service completes (to keep it for the next run).
     """
 
     def __init__(
@@ -200,8 +201,10 @@ class Service:
         epoch_offset_s: float = 0.0,
         session_id: str | None = None,
         wall_clock: Callable[[], float] = time.monotonic,
+        on_calibrated: Callable[[RigCalibration], None] | None = None,
     ) -> None:
         self.config = config
+        self._on_calibrated = on_calibrated
         self.source = source
         self.placements = tuple(s.placement for s in config.sensors)
         self.recorder = recorder
@@ -402,6 +405,11 @@ class Service:
         buffered = self._cal_batches
         self._use_calibration(calibration)
         log.info("calibration done: %s", calibration.verdict)
+        if self._on_calibrated is not None:
+            try:
+                self._on_calibrated(calibration)
+            except (OSError, SensorhubError) as exc:  # keeping it is a convenience; the run goes on
+                log.warning("could not keep the calibration for the next run: %s", exc)
         assert self.pipeline is not None
         # The calibration data are the first angles: replaying the recording gives the same frames.
         self._handle(self.pipeline.process_block(buffered))
