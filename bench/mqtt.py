@@ -19,12 +19,8 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import platform
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,37 +35,12 @@ from sensorhub.mqtt.broker import EmbeddedBroker
 from sensorhub.mqtt.outbox import Outbox
 from sensorhub.mqtt.publisher import MqttPublisher
 
-HOST = "127.0.0.1"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _brokers import HOST
+from _brokers import free_port as _free_port
+from _brokers import mosquitto as _mosquitto
+
 ANGLES = {"thoracic_flexion_deg": 12.3, "lumbar_flexion_deg": 4.5, "trunk_flexion_deg": 15.0, "pelvis_tilt_deg": -2.0}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextlib.asynccontextmanager
-async def _mosquitto(directory: Path) -> AsyncIterator[int]:
-    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    port = _free_port()
-    conf = directory / "mosquitto.conf"
-    user = "user root\n" if os.geteuid() == 0 else ""
-    conf.write_text(f"persistence false\nlog_dest none\n{user}listener {port} {HOST}\nallow_anonymous true\n")
-    proc = await asyncio.create_subprocess_exec(
-        exe, "-c", str(conf), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        for _ in range(500):
-            with contextlib.suppress(OSError):
-                socket.create_connection((HOST, port), timeout=0.2).close()
-                break
-            await asyncio.sleep(0.01)
-        yield port
-    finally:
-        proc.kill()
-        await proc.wait()
 
 
 @contextlib.asynccontextmanager
