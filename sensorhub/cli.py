@@ -327,6 +327,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from sensorhub.store.cli import add_parser as add_sessions_parser
 
     add_sessions_parser(sub)
+    from sensorhub.profiles.cli import add_parsers as add_profiles_parsers
+
+    add_profiles_parsers(sub)
     return parser
 
 
