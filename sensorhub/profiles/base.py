@@ -58,8 +58,12 @@ file and the dotted key)::
     stop = []
     buzz = []                             # present and non-empty only for devices with a motor
 
-Placeholders in ``hex`` are filled from the rate's template values and the decoder settings;
-an unknown placeholder is a profile error.
+Placeholders in ``hex`` are filled from the rate's template values, then ``rate_hz``, then the
+decoder settings; an unknown placeholder is a profile error. ``{name}`` inserts a string as hex
+and an integer 0–255 as one byte; ``{name:fmt}`` chooses the encoding (``u8``, ``i8``,
+``u16le``/``be``, ``i16le``/``be``, ``u32le``/``be``, ``i32le``, ``f32le``, ``ascii``). The
+loader renders every step at every rate, so a profile that loads always gives valid bytes.
+``[axes]`` must be a rotation (a signed permutation with determinant +1).
 """
 
 from __future__ import annotations
