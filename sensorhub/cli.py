@@ -125,6 +125,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from sensorhub.sources.ble import scan
+
+    found = asyncio.run(scan(args.timeout))
+    if not found:
+        print(f"no sensor that matches a profile seen in {args.timeout:g} s", file=sys.stderr)
+        return EXIT_OK
+    print(f"{'NAME':<20} {'ADDRESS':<18} {'RSSI':>5}  PROFILE")
+    for r in found:
+        rssi = "" if r.rssi is None else str(r.rssi)
+        print(f"{(r.name or '-'):<20} {r.address:<18} {rssi:>5}  {', '.join(r.profiles)}")
+    return EXIT_OK
+
+
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from sensorhub.config import load_config
     from sensorhub.guided import GuidedOptions, run_guided
@@ -284,6 +298,15 @@ def _build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--config", required=True, metavar="FILE", help="TOML config (docs/configuration.md)")
     p_run.add_argument("--no-view", action="store_true", help="no live terminal view (log lines only)")
     p_run.set_defaults(handler=_cmd_run)
+
+    p_scan = sub.add_parser(
+        "scan",
+        help="list nearby BLE sensors that match a firmware profile",
+        description="Scan for BLE sensors and print those that match a firmware profile: name, address, RSSI, "
+        "profile (for the [[sensors]] table of a config).",
+    )
+    p_scan.add_argument("--timeout", type=_positive, default=10.0, metavar="S", help="scan time (default 10 s)")
+    p_scan.set_defaults(handler=_cmd_scan)
 
     p_cal = sub.add_parser(
         "calibrate",

@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sensorhub import __version__
 from sensorhub.config import Config, FunctionalMode, MqttProtocol, SourceKind, parse_config
@@ -21,11 +21,14 @@ from sensorhub.guided import DEFAULT_FUNCTIONAL_S
 from sensorhub.model import JsonValue, Placement
 from sensorhub.mqtt.commands import Command, ExerciseCommand
 from sensorhub.pipeline.calibration import RigCalibration
-from sensorhub.service import CalibrationPlan, Service
+from sensorhub.service import CalibrationPlan, Service, nominal_rates
 from sensorhub.sources.simulator import SimulatorSource
 from sensorhub.view import LiveView
 
 __all__ = ["DemoOptions", "demo_config", "run_demo", "run_service", "run_until_stopped"]
+
+if TYPE_CHECKING:
+    from sensorhub.sources.ble import BleSource
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -75,8 +78,8 @@ async def run_service(service: Service, view: LiveView | None) -> None:
                 view_task.cancel()
 
 
-def make_source(config: Config, *, duration_s: float | None = None) -> SimulatorSource:
-    """The configured source (simulator now; replay and BLE later)."""
+def make_source(config: Config, *, duration_s: float | None = None) -> SimulatorSource | BleSource:
+    """The configured source: the simulator or the BLE sensors (replay later)."""
     from sensorhub.sim.wearer import WearerConfig as SimWearerConfig
 
     src = config.source
@@ -89,9 +92,13 @@ def make_source(config: Config, *, duration_s: float | None = None) -> Simulator
             duration_s=duration_s,
         )
         return SimulatorSource(sim, speed=src.speed)
+    if src.kind is SourceKind.BLE:
+        from sensorhub.sources.ble import BleSource
+
+        return BleSource(config.sensors)
     raise SourceError(
         f"source kind {src.kind.value!r} is not available yet",
-        advice='use [source] kind = "simulator" (BLE streaming arrives with the BLE source)',
+        advice='use [source] kind = "ble" or "simulator"',
     )
 
 
@@ -221,7 +228,7 @@ async def _start(
         from sensorhub.store.replay import ProcessingSettings
 
         store = SessionStore.from_config(config.storage)
-        rates = {s.placement.value: config.source.rate_hz for s in config.sensors}
+        rates = {p.value: hz for p, hz in nominal_rates(config).items()}
         recorder = store.start_session(
             config.wearer.id,
             [s.placement.value for s in config.sensors],

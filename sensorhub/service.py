@@ -173,6 +173,18 @@ class ServiceStatus:
     finished: bool = False
 
 
+def nominal_rates(config: Config) -> dict[Placement, float]:
+    """Each sensor's nominal sample rate: the simulator's rate, or the BLE sensor's configured rate
+    (its profile's default when not set)."""
+    from sensorhub.config import SourceKind
+
+    if config.source.kind is not SourceKind.BLE:
+        return {s.placement: config.source.rate_hz for s in config.sensors}
+    from sensorhub.profiles.registry import get_profile
+
+    return {s.placement: s.rate_hz or get_profile(s.profile).default_rate_hz for s in config.sensors}
+
+
 class Service:
     """One wearer's sensorhub: runs until its source ends or the task is cancelled.
 
@@ -428,7 +440,7 @@ class Service:
         self.pipeline = SpinePipeline(
             calibration,
             estimator=self.config.pipeline.estimator.value,
-            nominal_rate_hz=self.config.source.rate_hz,
+            nominal_rate_hz=nominal_rates(self.config),
             rig_settings=RigSettings(
                 output_rate_hz=self.config.pipeline.output_rate_hz,
                 sensor_timeout_s=self.config.pipeline.sensor_timeout_s,
@@ -497,8 +509,10 @@ class Service:
                 self._note_alert(f"{e.type} ended after {(e.end_t or e.start_t) - e.start_t:.0f} s")
                 self._publish_alert(e, "end")
         self.status.buzz_requests += len(out.buzz)
+        request_buzz = getattr(self.source, "request_buzz", None)  # sources with motors (BLE)
         for request in out.buzz:
-            log.info("buzz request: %s", request)
+            sent = request_buzz() if request_buzz is not None else 0
+            log.info("buzz request: %s (%d sensor(s) will buzz)", request, sent)
 
     def _publish_alert(self, e: Event, state: str) -> None:
         if self.publisher is None:
@@ -597,6 +611,14 @@ class Service:
         for s in self.status.sensors.values():
             if s.connected and s.last_wall is not None and now - s.last_wall > timeout * 5:
                 s.connected = False
+        links = getattr(self.source, "links", None)  # a BLE source knows more than the data show
+        if isinstance(links, dict):
+            for placement, link in links.items():
+                known = self.status.sensors.get(placement)
+                if known is not None:
+                    state = link.state
+                    known.connected, known.rssi, known.battery_pct = state.connected, state.rssi, state.battery_pct
+                    known.dropped = state.missing_samples + state.unpaired  # samples lost, counted from counters
         if self.publisher is not None:
             stats = self.publisher.stats
             if stats.connected:
