@@ -35,15 +35,19 @@ class StreamPairer:
         self._gyro_t = np.empty(0)
         self._gyro = np.empty((0, 3))
         self.dropped = 0  # accelerometer samples dropped for want of gyroscope samples
+        self._last_acc_t: float | None = None
 
     def reset(self) -> None:
         """Forget pending samples (after a reconnect: the streams restart)."""
         self._acc_t, self._acc = np.empty(0), np.empty((0, 3))
         self._gyro_t, self._gyro = np.empty(0), np.empty((0, 3))
+        self._last_acc_t = None
 
     def add_acc(self, t: FloatArray, acc: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Add accelerometer samples; returns what can be emitted (t, acc, gyro)."""
         self._acc_t, self._acc = _append(self._acc_t, self._acc, t, acc)
+        if len(self._acc_t):
+            self._last_acc_t = float(self._acc_t[-1])
         return self._emit()
 
     def add_gyro(self, t: FloatArray, gyro: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -78,8 +82,16 @@ class StreamPairer:
         self._acc_t, self._acc = at[stale:], acc[stale:]
         self.dropped += dropped
         if len(gt):
-            # Keep the gyro samples still needed: the last one before the next acc sample, and after.
-            first_needed = self._acc_t[0] if len(self._acc_t) else gt[-1]
+            # Keep the gyro samples a later acc sample may still need: from the last one at or before
+            # the oldest acc sample that can still come (pending, or after the last acc seen), and
+            # never more than the lag bound.
+            if len(self._acc_t):
+                first_needed = float(self._acc_t[0])
+            elif self._last_acc_t is not None:
+                first_needed = self._last_acc_t
+            else:
+                first_needed = float(gt[-1]) - self.max_lag_s
+            first_needed = max(first_needed, float(gt[-1]) - self.max_lag_s)
             keep = max(0, int(np.searchsorted(gt, first_needed, side="right")) - 1)
             self._gyro_t, self._gyro = gt[keep:], self._gyro[keep:]
         return out_t, out_acc, gyro
