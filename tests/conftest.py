@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from brokers import amqtt_broker, mosquitto, mqtt_broker  # noqa: F401  (MQTT broker fixtures for every test)
+from fakebluez.fixtures import fake_bluez, private_system_bus  # noqa: F401  (fake BlueZ on a private D-Bus)
 
 from sensorhub.model import Placement
 from sensorhub.sim.imu import Notification
