@@ -22,7 +22,7 @@ The front end (:class:`StreamSettings`), shared by both, is what makes them usab
 
 - **Sample period** from the sensor's own timestamps, never the nominal rate: a least-squares line
   of ``t`` against the sample index (from ``seq`` when given, so lost samples do not bend it) over
-  blocks of 1 s, the last 10 min, per stream segment, with one robust pass, refitted every 10 s.
+  blocks of 1 s, the last 10 min, per stream segment, with one robust pass, refitted every 30 s.
   The first 10 s of a segment are left out (host clock mappers are still converging,
   docs/clock.md); until 30 s of usable span exist, the median step of the latest block is used.
   The fusion filter runs at the measured period and is rebuilt (state carried) when the estimate
@@ -86,7 +86,7 @@ __all__ = [
 ]
 
 _DEG = math.pi / 180.0
-_REFIT_BLOCKS = 10  # least-squares refit of the period every 10 blocks (10 s)
+_REFIT_S = 20.0  # least-squares refit of the period every 30 s of samples
 BoolArray = NDArray[np.bool_]
 
 
@@ -166,7 +166,7 @@ class StreamSettings:
     saturation_fraction: float = 0.9
     rate_change_tolerance: float = 0.25
     rate_window: int = 9
-    period_block_s: float = 1.0
+    period_block_s: float = 2.0
     period_window_s: float = 600.0
     period_settle_s: float = 10.0
     period_min_span_s: float = 30.0
@@ -425,7 +425,7 @@ class _PeriodFit:
     """Block means of (sample index, time) for the measured sample period, the newest ``max_blocks``.
 
     The closed blocks live in preallocated arrays (twice the window, compacted when full) so that the
-    refit reads slices instead of rebuilding an array from a deque of tuples every 10 s.
+    refit reads slices instead of rebuilding an array from a deque of tuples every 30 s.
     """
 
     __slots__ = (
@@ -932,7 +932,7 @@ class _StreamEstimator:
             self._segment_start_t = t
             breaks[i] = True  # rest has to be earned from the first sample on
         else:
-            median_step = float(np.median(window))
+            median_step = _median(window)
             if abs(median_step / self._period - 1.0) > s.rate_change_tolerance:
                 self._counts["rate_changes"] += 1
                 self._period = median_step
@@ -1015,7 +1015,8 @@ class _StreamEstimator:
         fit.append(fit.n_sum / fit.count, float(t.sum()) / len(t), self._segment, usable)
         fit.clear_open()
         fit.closed += 1
-        period = self._fit_period() if fit.closed % _REFIT_BLOCKS == 0 else None
+        refit_blocks = max(1, round(_REFIT_S / self.stream.period_block_s))
+        period = self._fit_period() if fit.closed % refit_blocks == 0 else None
         if period is not None:
             fit.fitted = True
         elif fit.fitted:
@@ -1034,14 +1035,19 @@ class _StreamEstimator:
         fit = self._fit
         window = slice(fit.start, fit.end)
         use = fit.usable[window]
-        n, t, segment = fit.n_mean[window][use], fit.t_mean[window][use], fit.segment[window][use]
+        if use.all():  # views, no copies (the usual case once the stream has settled)
+            n, t, segment = fit.n_mean[window], fit.t_mean[window], fit.segment[window]
+        else:
+            n, t, segment = fit.n_mean[window][use], fit.t_mean[window][use], fit.segment[window][use]
         if len(n) < 3:
             return None
         # Centre each segment: a common slope with one intercept per segment.
         if segment[0] == segment[-1]:  # one segment (the usual case): no grouping needed
-            seg = np.zeros(len(n), dtype=np.intp)
-            count = np.array([len(n)])
-            span = float(t.max() - t.min())
+            span = float(t[-1] - t[0])  # block means of one segment increase
+            if span < self.stream.period_min_span_s:
+                return None
+            dn = n - float(n.sum()) / len(n)
+            dt = t - float(t.sum()) / len(t)
         else:
             _, seg = np.unique(segment, return_inverse=True)
             count = np.bincount(seg)
@@ -1050,21 +1056,22 @@ class _StreamEstimator:
             np.minimum.at(first, seg, t)
             np.maximum.at(last, seg, t)
             span = float(np.sum(last - first))
-        if span < self.stream.period_min_span_s:
-            return None
-        dn = n - (np.bincount(seg, n) / count)[seg]
-        dt = t - (np.bincount(seg, t) / count)[seg]
-        keep = np.ones(len(n), dtype=bool)
+            if span < self.stream.period_min_span_s:
+                return None
+            dn = n - (np.bincount(seg, n) / count)[seg]
+            dt = t - (np.bincount(seg, t) / count)[seg]
+        kdn, kdt = dn, dt  # the points kept: all of them in the first pass
         for _ in range(2):
-            denominator = float(np.dot(dn[keep], dn[keep]))
+            denominator = float(np.dot(kdn, kdn))
             if denominator <= 0:
                 return None
-            slope = float(np.dot(dn[keep], dt[keep])) / denominator
-            residual = dt - slope * dn
-            centre = _median(residual[keep])
-            mad = _median(np.abs(residual[keep] - centre))
-            keep = np.abs(residual - centre) <= max(4.0 * 1.4826 * mad, 1e-4)
-            if keep.sum() < 3:
+            slope = float(np.dot(kdn, kdt)) / denominator
+            kept = kdt - slope * kdn
+            centre = _median(kept)
+            mad = _median(np.abs(kept - centre))
+            keep = np.abs(dt - slope * dn - centre) <= max(4.0 * 1.4826 * mad, 1e-4)
+            kdn, kdt = dn[keep], dt[keep]
+            if len(kdn) < 3:
                 return None
         return slope if slope > 0 else None
 

@@ -73,16 +73,21 @@ class SwivelGate:
         if n <= _SCALAR_MAX:
             return self._process_scalar(acc_mps2, gyro_radps)
         vertical, self._zi = signal.lfilter(self._b, self._a, acc_mps2, axis=0, zi=self._zi)
-        vertical = vertical / np.sqrt(np.einsum("ij,ij->i", vertical, vertical))[:, None]
         w = gyro_radps - self.bias
-        along = np.einsum("ij,ij->i", w, vertical)
         rate = np.sqrt(np.einsum("ij,ij->i", w, w))
-        gate = (rate > self.min_rate) & (np.abs(along) > self.cos_max * rate)
-        if not gate.any():
+        fast = np.flatnonzero(rate > self.min_rate)  # usually few: the cone test only runs on these
+        if len(fast) == 0:
             return gyro_radps
-        self.gated_samples += int(gate.sum())
+        v = vertical[fast]
+        v = v / np.sqrt(np.einsum("ij,ij->i", v, v))[:, None]
+        along = np.einsum("ij,ij->i", w[fast], v)
+        cone = np.abs(along) > self.cos_max * rate[fast]
+        if not cone.any():
+            return gyro_radps
+        idx = fast[cone]
+        self.gated_samples += len(idx)
         out = gyro_radps.copy()
-        out[gate] = self.bias + along[gate, None] * vertical[gate]
+        out[idx] = self.bias + along[cone, None] * v[cone]
         return out
 
     def _process_scalar(self, acc_mps2: FloatArray, gyro_radps: FloatArray) -> FloatArray:
