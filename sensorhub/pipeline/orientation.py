@@ -22,7 +22,7 @@ The front end (:class:`StreamSettings`), shared by both, is what makes them usab
 
 - **Sample period** from the sensor's own timestamps, never the nominal rate: a least-squares line
   of ``t`` against the sample index (from ``seq`` when given, so lost samples do not bend it) over
-  blocks of 1 s, the last 10 min, per stream segment, with one robust pass, refitted every 30 s.
+  blocks of 2 s, the last 10 min, per stream segment, with one robust pass, refitted every 20 s.
   The first 10 s of a segment are left out (host clock mappers are still converging,
   docs/clock.md); until 30 s of usable span exist, the median step of the latest block is used.
   The fusion filter runs at the measured period and is rebuilt (state carried) when the estimate
@@ -86,7 +86,7 @@ __all__ = [
 ]
 
 _DEG = math.pi / 180.0
-_REFIT_S = 20.0  # least-squares refit of the period every 30 s of samples
+_REFIT_S = 20.0  # least-squares refit of the period every 20 s of samples
 BoolArray = NDArray[np.bool_]
 
 
@@ -425,7 +425,7 @@ class _PeriodFit:
     """Block means of (sample index, time) for the measured sample period, the newest ``max_blocks``.
 
     The closed blocks live in preallocated arrays (twice the window, compacted when full) so that the
-    refit reads slices instead of rebuilding an array from a deque of tuples every 30 s.
+    refit reads slices instead of rebuilding an array from a deque of tuples every 20 s.
     """
 
     __slots__ = (
