@@ -18,9 +18,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 venv: $(STAMP)
 
-# The demo needs the embedded broker and the report plots, not the test tools.
+# The demo needs the embedded broker, the report plots and the dashboard, not the test tools.
 $(DEMO_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[broker,report]'
+	$(BIN)/python -m pip install --quiet -e '.[broker,report,dashboard]'
 	touch $(DEMO_STAMP)
 
 ## make demo: the whole product on a simulated wearer (6 min at 20x), embedded broker, no hardware.

@@ -187,6 +187,45 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    import os
+    from dataclasses import replace
+
+    from sensorhub.dashboard import require
+    from sensorhub.dashboard.security import TOKEN_ENV, check_bind
+
+    token = args.token if args.token is not None else os.environ.get(TOKEN_ENV) or None
+    check_bind(args.host, token)  # before anything else: never start exposed
+    require()
+    from sensorhub.dashboard.server import Dashboard, DashboardSettings, broker_config, dashboard_client_id
+    from sensorhub.runner import run_until_stopped
+    from sensorhub.store.cli import db_path
+
+    db = db_path(args)  # --db, else $SENSORHUB_DB, else the config's or the default store
+    if args.config is not None:
+        from sensorhub.config import load_config
+        from sensorhub.errors import ConfigError
+
+        config = load_config(Path(args.config))
+        if config.mqtt is None:
+            raise ConfigError(f"{args.config} has no [mqtt] section", advice="add one, or use --broker URL")
+        mqtt = replace(config.mqtt, client_id=dashboard_client_id())
+        db = db if db is not None else config.storage.path
+    else:
+        mqtt = broker_config(args.broker or "mqtt://127.0.0.1:1883")
+    settings = DashboardSettings(mqtt=mqtt, host=args.host, port=args.port, db=db, token=token)
+
+    async def serve() -> None:
+        async with Dashboard(settings) as dashboard:
+            hint = " (open it once with ?token=<token>)" if token is not None else ""
+            print(f"dashboard on {dashboard.url}{hint}, MQTT {mqtt.url} (Ctrl-C to stop)", flush=True)
+            await dashboard.serve_forever()
+
+    run_until_stopped(serve)
+    print("dashboard stopped", flush=True)
+    return EXIT_OK
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -346,6 +385,29 @@ def _build_parser() -> argparse.ArgumentParser:
     p_demo.add_argument("--out", default="sensorhub-demo", help="directory for the export and the report")
     p_demo.add_argument("--db", help="session database (default: the store of the default config)")
     p_demo.set_defaults(handler=_cmd_demo)
+
+    p_dash = sub.add_parser(
+        "dashboard",
+        help="the live web dashboard of every wearer on an MQTT broker (needs sensorhub[dashboard])",
+        description="Serve the live dashboard (docs/dashboards.md): every wearer publishing on the broker, "
+        "commands, stored sessions. Loopback only unless a token is given.",
+    )
+    source = p_dash.add_mutually_exclusive_group()
+    source.add_argument("--broker", metavar="URL", help="MQTT broker (default: mqtt://127.0.0.1:1883)")
+    source.add_argument(
+        "--config", metavar="FILE", help="take the broker (with TLS and password) and the session store from a config"
+    )
+    p_dash.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; others need a token)"
+    )
+    p_dash.add_argument("--port", type=_port, default=8765, help="TCP port (default: 8765; 0 = any free port)")
+    p_dash.add_argument(
+        "--db", metavar="PATH", help="session database to list (default: $SENSORHUB_DB, else the default store)"
+    )
+    p_dash.add_argument(
+        "--token", help="access token, 16 characters or more (default: $SENSORHUB_DASHBOARD_TOKEN); needed off loopback"
+    )
+    p_dash.set_defaults(handler=_cmd_dashboard)
 
     from sensorhub.store.cli import add_parser as add_sessions_parser
 

@@ -110,6 +110,7 @@ class DemoOptions:
     speed: float = 20.0
     broker: str | None = None
     dashboard: bool = True
+    dashboard_port: int = 8765  # a free port instead when it is taken; 0 = any free port
     out_dir: Path = Path("sensorhub-demo")
     db: Path | None = None
     seed: int = 0
@@ -147,13 +148,39 @@ async def run_demo(options: DemoOptions, *, view: LiveView | None = None) -> Ser
         else:
             url, protocol = options.broker, MqttProtocol.V5
         config = demo_config(options, url, protocol)
+        dashboard = await _start_dashboard(config, stack, options.dashboard_port) if options.dashboard else None
         service = await _start(config, stack, duration_s=options.duration_s, calibrate=DEMO_CALIBRATION)
         _schedule_demo_exercise(service)
         print(f"sensorhub demo: simulated wearer at {options.speed:g}× on {url} (MQTT topics sensorhub/demo/#)")
+        if dashboard is not None:
+            print(f"dashboard: {dashboard}w/{config.wearer.id} (all wearers: {dashboard})", flush=True)
         await run_service(service, view if view is not None else LiveView(service.status))
     if service.session_id is not None:
         _demo_outputs(service, config, options.out_dir)
     return service
+
+
+async def _start_dashboard(config: Config, stack: contextlib.AsyncExitStack, port: int) -> str | None:
+    """The demo's dashboard on 127.0.0.1 (``port``, or a free one when taken); its URL, or None without aiohttp."""
+    from sensorhub.dashboard import require
+    from sensorhub.errors import DependencyError
+
+    try:
+        require()
+    except DependencyError as exc:
+        print(f"dashboard: not started: {exc}")
+        return None
+    from sensorhub.dashboard.server import Dashboard, DashboardSettings, dashboard_client_id
+
+    assert config.mqtt is not None
+    settings = DashboardSettings(
+        mqtt=replace(config.mqtt, client_id=dashboard_client_id()),
+        port=port,
+        db=config.storage.path,
+        fallback_port=True,
+    )
+    dashboard = await stack.enter_async_context(Dashboard(settings))
+    return dashboard.url
 
 
 def _json_safe(value: JsonValue) -> JsonValue:
