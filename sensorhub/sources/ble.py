@@ -7,9 +7,13 @@ simulator.
 Per link, for ever (until cancelled):
 
 1. **Find** the device by address or advertised name (``BleakScanner``, ``scan_timeout_s``).
-2. **Connect** through ``bleak_retry_connector.establish_connection``, one link at a time (a
-   source-wide lock: BlueZ answers ``InProgress`` to parallel connects).
-3. **Start**: subscribe to every notifying characteristic of the profile (data first), then
+   One scan at a time in the process (:func:`_adapter_locks`): bleak starts and stops BlueZ
+   discovery per scanner, and BlueZ keeps one discovery session per D-Bus client, so a second
+   concurrent scan is refused (``InProgress``) or ends when the first one stops.
+2. **Connect** through ``bleak_retry_connector.establish_connection``, one link at a time in the
+   process (BlueZ answers ``InProgress`` to parallel connects).
+3. **Start**: subscribe to every notifying characteristic of the profile (data first; a standard
+   Battery Level characteristic is read, not subscribed), then
    write the profile's ``configure`` and ``start`` sequences (Movesense and MetaWear forget
    their subscriptions on disconnect, so this runs after every connect); a step marked
    ``response`` waits up to ``response_timeout_s`` for a reply, which the decoder reads (e.g.
@@ -25,9 +29,11 @@ Per link, for ever (until cancelled):
    back-pressure: the consumer waits, the notify queue absorbs).
 5. **Supervise**: a disconnect (bleak's callback), a **stall** (no notification for
    ``stall_timeout_s``: a vanished bluetoothd fires no callback) or any BLE error ends the
-   connection: stop, unsubscribe and disconnect are attempted (each bounded by a timeout), the
-   timer is told (``reset``: the next counter is unwrapped against host time), and the link
-   reconnects after a full-jitter backoff (0.5 s doubling to 30 s; reset after a good connection).
+   connection: stop, unsubscribe and disconnect are attempted (each bounded by a timeout;
+   ``disconnect_timeout_s`` = 2 s, as bleak otherwise waits 10 s for a ``Connected=False`` that a
+   restarted bluetoothd never sends), the timer is told (``reset``: the next counter is unwrapped
+   against host time), and the link reconnects after a full-jitter backoff (0.5 s doubling to 30 s;
+   back to 0.5 s after a connection that delivered data).
    A failing sensor never stops the others.
 
 Battery: polled every ``battery_poll_s`` (a read of the standard characteristic, or the profile's
@@ -47,6 +53,7 @@ import logging
 import math
 import random
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -83,6 +90,8 @@ class BleSettings:
     connect_attempts: int = 3  # per establish_connection call (bleak_retry_connector)
     response_timeout_s: float = 3.0
     command_timeout_s: float = 5.0  # each write / read / stop
+    # bleak waits 10 s for a Connected=False that never comes after bluetoothd restarted (fakebluez README, fact 10)
+    disconnect_timeout_s: float = 2.0
     stall_timeout_s: float = 2.0  # no notification this long while streaming → reconnect
     notify_queue_max: int = 2000  # notifications per sensor (≈ 80 s at 25 notifications/s)
     output_queue_max: int = 256  # batches from all sensors waiting for the service
@@ -148,6 +157,24 @@ async def scan(timeout_s: float = 10.0, *, registry: Registry | None = None) -> 
     return out
 
 
+_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[asyncio.Lock, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _adapter_locks() -> tuple[asyncio.Lock, asyncio.Lock]:
+    """(scan lock, connect lock) shared by every link of every source on this event loop.
+
+    Scans and connects are per adapter in BlueZ, not per source; bleak keeps one BlueZ manager
+    (one D-Bus client) per event loop, so the locks are per loop too.
+    """
+    loop = asyncio.get_running_loop()
+    locks = _LOCKS.get(loop)
+    if locks is None:
+        locks = _LOCKS[loop] = (asyncio.Lock(), asyncio.Lock())
+    return locks
+
+
 def timing_spec(profile: Profile, rate_hz: float) -> TimingSpec:
     """How a profile's samples are timed: its clock kind, and the counter/timestamp widths its
     decoder module declares (``COUNTER_BITS``, ``SAMPLES_PER_COUNT``, ``TIME_WRAP_S``)."""
@@ -183,7 +210,6 @@ class SensorLink:
         *,
         settings: BleSettings,
         output: asyncio.Queue[ImuBatch],
-        connect_lock: asyncio.Lock,
         t0: float,
         registry: Registry | None = None,
         rng: random.Random | None = None,
@@ -202,7 +228,6 @@ class SensorLink:
         self.state = LinkState(sensor.placement, profile.name, sensor.address, sensor.name)
         self.sensor_id = sensor.address or sensor.name or sensor.placement.value
         self._output = output
-        self._lock = connect_lock
         self._t0 = t0
         self._rng = rng or random.Random()
         self._decoder = make_decoder(profile, {"rate_hz": self.rate_hz}, registry=registry)
@@ -213,6 +238,7 @@ class SensorLink:
         self._queue: asyncio.Queue[tuple[float, bytes] | object] = asyncio.Queue(settings.notify_queue_max)
         self._replies: asyncio.Queue[bytes] = asyncio.Queue(64)
         self._buzz_pending = False
+        self._streamed = False  # this session has delivered data (the backoff starts again after it)
         self._client: BleakClient | None = None
 
     # -- public -------------------------------------------------------------------------------
@@ -233,9 +259,9 @@ class SensorLink:
         """Keep the sensor streaming until cancelled."""
         attempt = 0
         while True:
+            self._streamed = False
             try:
                 await self._session()
-                attempt = 0  # a session that streamed: start the backoff again
             except asyncio.CancelledError:
                 raise
             except (_LinkLostError, BleakError, TimeoutError, OSError, EOFError, SourceError) as exc:
@@ -243,6 +269,8 @@ class SensorLink:
             except Exception as exc:  # a bug in a profile's decoder or bleak: keep the other sensors going
                 log.exception("%s: unexpected error", self.sensor.placement.value)
                 self._lost(exc)
+            if self._streamed:
+                attempt = 0  # a session that streamed: start the backoff again
             delay = backoff_delay(
                 attempt, base_s=self.settings.backoff_base_s, cap_s=self.settings.backoff_cap_s, rng=self._rng
             )
@@ -265,6 +293,10 @@ class SensorLink:
         self._decoder.reset()
 
     async def _find(self) -> BLEDevice:
+        async with _adapter_locks()[0]:
+            return await self._scan()
+
+    async def _scan(self) -> BLEDevice:
         timeout = self.settings.scan_timeout_s
         if self.sensor.address is not None:
             device = await BleakScanner.find_device_by_address(self.sensor.address, timeout=timeout)
@@ -283,7 +315,7 @@ class SensorLink:
 
     async def _session(self) -> None:
         device = await self._find()
-        async with self._lock:
+        async with _adapter_locks()[1]:
             client = await establish_connection(
                 BleakClient,
                 device,
@@ -329,9 +361,17 @@ class SensorLink:
             self._replies.get_nowait()
 
     def _notifying_roles(self, client: BleakClient) -> list[tuple[str, str]]:
-        """(role, uuid) of the profile's characteristics that notify or indicate, data first."""
+        """(role, uuid) of the profile's characteristics that notify or indicate, data first.
+
+        A standard Battery Level characteristic is left out: it is read (``_poll_battery``), and its
+        one-byte notifications are not the decoder's to parse.
+        """
         out = []
+        battery = self.profile.battery
+        plain_battery = battery.char if battery is not None and battery.format == "uint8_percent" else None
         for role, uuid in self.profile.gatt.items():
+            if role == plain_battery and role != "data":
+                continue
             char = client.services.get_characteristic(uuid)
             if char is None:
                 if role == "data":
@@ -401,6 +441,7 @@ class SensorLink:
                 continue
             assert isinstance(item, tuple)
             arrival, payload = item
+            self._streamed = True
             await self._emit(self._handle_payload(payload, arrival))
             while not self._replies.empty():
                 await self._emit(self._handle_payload(self._replies.get_nowait(), time.monotonic()))
@@ -491,7 +532,7 @@ class SensorLink:
                     async with asyncio.timeout(timeout):
                         await client.stop_notify(uuid)
         with contextlib.suppress(BleakError, TimeoutError, OSError, EOFError):
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(self.settings.disconnect_timeout_s):
                 await client.disconnect()
 
     def _safe_roles(self, client: BleakClient) -> list[tuple[str, str]]:
@@ -523,14 +564,12 @@ class BleSource:
         self.settings = settings or BleSettings()
         self.t0 = clock()
         self._output: asyncio.Queue[ImuBatch] = asyncio.Queue(self.settings.output_queue_max)
-        self._lock = asyncio.Lock()
         self.links = {
             s.placement: SensorLink(
                 s,
                 get_profile(s.profile, registry),
                 settings=self.settings,
                 output=self._output,
-                connect_lock=self._lock,
                 t0=self.t0,
                 registry=registry,
             )

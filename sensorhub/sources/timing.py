@@ -46,7 +46,9 @@ expanded by the decoder into ``count · samples_per_count + index``) wrap at
 * after :meth:`SampleTimer.reset` (a reconnect) or a long silence: the value ≡ seq (mod M)
   nearest to where host time says the counter should be. Within ``reanchor_s + 1 % · silence``
   of it the gap is exact (cause ``"reconnect"``/``"counter"``); further away the device
-  restarted (cause ``"restart"``, the number of missing samples estimated from host time). When
+  restarted (cause ``"restart"``, the number of missing samples estimated from host time —
+  or counted exactly from device time when a ``device_time`` stream's clock ran on across the
+  restart, as the open profile's does when a start command restarts its counter). When
   that tolerance reaches ``M / 2`` (a narrow counter after a long silence) the counter cannot
   tell and the gap is estimated (``exact=False``).
 
@@ -142,7 +144,8 @@ class SampleGap:
         missing: number of missing samples.
         exact: counted from the device's counter (True) or estimated from host time (False).
         cause: ``counter`` (lost in a connection), ``reconnect`` (while disconnected),
-            ``restart`` (the device restarted its counter; count estimated) or ``rate_model``
+            ``restart`` (the device restarted its counter; count estimated, or exact from a
+            device clock that ran on) or ``rate_model``
             (no counter: inferred from the arrival residual, see the module docstring).
         first_seq: unwrapped counter of the first missing sample, None without a counter.
         host_t_before: host time of the last sample before the gap (None: nothing before).
@@ -296,20 +299,22 @@ class SampleTimer:
         elapsed_s = arrival_t - self._last_arrival_s if self._started else 0.0
         host_before = self._last_host_s
         gaps: list[tuple[int, bool, GapCause, int | None]] = []  # missing, exact, cause, first_seq
+        device_t: NDArray[np.float64] | None = None
+        if sensor_time_s is not None and kind == "device_time":
+            device_t = self._unwrap_time(sensor_time_s.tolist(), elapsed_s)
         unwrapped: list[int] | None = None
         if seq is not None and self._modulus is not None and kind != "host_rate_model":
-            unwrapped = self._unwrap_counter(seq.tolist(), elapsed_s, gaps)
+            first_t = float(device_t[0]) if device_t is not None else None
+            unwrapped = self._unwrap_counter(seq.tolist(), elapsed_s, gaps, first_t)
         elif seq is not None and self._modulus is None and kind != "host_rate_model":
             unwrapped = [int(v) for v in seq.tolist()]
             if self._last_seq is not None and unwrapped[0] > self._last_seq + 1:
                 gaps.append((unwrapped[0] - self._last_seq - 1, True, self._gap_cause(), self._last_seq + 1))
             self._last_seq = unwrapped[-1]
 
-        if sensor_time_s is not None and kind == "device_time":
-            device_t = self._unwrap_time(sensor_time_s.tolist(), elapsed_s)
-        elif unwrapped is not None and kind == "counter":
+        if device_t is None and unwrapped is not None and kind == "counter":
             device_t = np.array(unwrapped, dtype=np.float64) * self._period_s + self._epoch_offset_s
-        else:
+        elif device_t is None:
             device_t = self._rate_model_times(n, elapsed_s, gaps)
         self._last_device_s = float(device_t[-1])
 
@@ -343,7 +348,11 @@ class SampleTimer:
         return max(0.0, elapsed_s / self.mapper.rate_scale * self._rate - n)
 
     def _unwrap_counter(
-        self, raw: list[int], elapsed_s: float, gaps: list[tuple[int, bool, GapCause, int | None]]
+        self,
+        raw: list[int],
+        elapsed_s: float,
+        gaps: list[tuple[int, bool, GapCause, int | None]],
+        first_t: float | None = None,
     ) -> list[int]:
         modulus = self._modulus or 1 << 64
         first = raw[0] % modulus
@@ -359,7 +368,7 @@ class SampleTimer:
                 u0 = expected + forward
                 gaps.append((forward, True, "counter", expected))
             else:
-                u0 = self._restart(first, elapsed_s, len(raw), gaps)
+                u0 = self._restart(first, elapsed_s, len(raw), gaps, first_t)
         else:
             # After a reconnect or a long silence: the wrap count host time points at.
             expected = last + 1
@@ -373,7 +382,7 @@ class SampleTimer:
                     u0 += modulus
                 gaps.append((u0 - expected, False, self._gap_cause(), expected))
             elif u0 < expected or abs(u0 - predicted) > tolerance:
-                u0 = self._restart(first, elapsed_s, len(raw), gaps)
+                u0 = self._restart(first, elapsed_s, len(raw), gaps, first_t)
             else:
                 gaps.append((u0 - expected, True, self._gap_cause(), expected))
         out = [u0]
@@ -389,9 +398,29 @@ class SampleTimer:
         self._last_seq = out[-1]
         return out
 
-    def _restart(self, first: int, elapsed_s: float, n: int, gaps: list[tuple[int, bool, GapCause, int | None]]) -> int:
-        """A new counter epoch starting at ``first``; returns its unwrapped value."""
+    def _restart(
+        self,
+        first: int,
+        elapsed_s: float,
+        n: int,
+        gaps: list[tuple[int, bool, GapCause, int | None]],
+        first_t: float | None = None,
+    ) -> int:
+        """A new counter epoch starting at ``first``; returns its unwrapped value.
+
+        The samples missed are counted from device time where the device's clock ran on across
+        the restart (a ``device_time`` stream whose counter restarts on a start command, e.g. the
+        open profile after a reconnect): the hole in device time is a whole number of sample
+        periods, exact. Otherwise (the clock restarted too, or the stream has none) host time
+        estimates it.
+        """
         self.stats.restarts += 1
+        if first_t is not None and self._started:
+            hole_s = first_t - self._last_device_s
+            tolerance_s = self.mapper.params.reanchor_s + _SILENCE_RATE_TOLERANCE * elapsed_s
+            if hole_s > 0 and abs(hole_s - elapsed_s / self.mapper.rate_scale) <= tolerance_s:
+                gaps.append((max(0, round(hole_s * self._rate) - 1), True, "restart", None))
+                return first
         gaps.append((round(self._expected_missing(elapsed_s, n)), False, "restart", None))
         if self.spec.kind == "counter":
             # Device time steps far back, which the mapper re-anchors on (keeping its rate).
