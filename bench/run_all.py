@@ -18,7 +18,6 @@ Run: ``make bench`` or ``.venv/bin/python bench/run_all.py [--repeats 3] [--quic
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
