@@ -991,7 +991,7 @@ def _parse_pipeline(table: _Table) -> PipelineConfig:
         estimator=table.choice("estimator", Estimator, d.estimator),
         output_rate_hz=table.number("output_rate_hz", d.output_rate_hz, gt=0, le=1000),
         # Under 3 s the neutral average is dominated by breathing and sway.
-        neutral_duration_s=table.number("neutral_duration_s", d.neutral_duration_s, ge=3, le=120),
+        neutral_duration_s=table.number("neutral_duration_s", d.neutral_duration_s, ge=4, le=120),
         functional=table.choice("functional", FunctionalMode, d.functional),
         sensor_timeout_s=table.number("sensor_timeout_s", d.sensor_timeout_s, ge=0.1, le=60),
     )

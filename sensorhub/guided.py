@@ -32,6 +32,8 @@ __all__ = ["GuidedOptions", "GuidedResult", "format_verdict", "guided_calibratio
 
 #: Longest capture (neutral + functional) the flow accepts, as the service (s).
 MAX_CAPTURE_S = 120.0
+#: Shortest still capture: calibration needs 3 s of samples inside it (as ``pipeline.neutral_duration_s``).
+MIN_NEUTRAL_S = 4.0
 #: Functional window when the config asks for one (``pipeline.functional = "auto"``) and no
 #: length is given: time for three to five slow reps.
 DEFAULT_FUNCTIONAL_S = 30.0
@@ -88,10 +90,10 @@ async def guided_calibration(
     functional_s = options.functional_s
     if functional_s is None:
         functional_s = DEFAULT_FUNCTIONAL_S if config.pipeline.functional is FunctionalMode.AUTO else 0.0
-    if not (neutral_s > 0 and functional_s >= 0 and neutral_s + functional_s <= MAX_CAPTURE_S):
+    if not (neutral_s >= MIN_NEUTRAL_S and functional_s >= 0 and neutral_s + functional_s <= MAX_CAPTURE_S):
         raise ConfigError(
-            f"calibration windows must be neutral > 0 s, functional >= 0 s, together at most {MAX_CAPTURE_S:g} s; "
-            f"got {neutral_s:g} s and {functional_s:g} s"
+            f"calibration windows must be neutral >= {MIN_NEUTRAL_S:g} s, functional >= 0 s, together at most "
+            f"{MAX_CAPTURE_S:g} s; got {neutral_s:g} s and {functional_s:g} s"
         )
     if options.attempts < 1:
         raise ConfigError(f"--attempts must be at least 1, got {options.attempts}")

@@ -50,7 +50,7 @@ SCHEMAS = {
         ("calibrate", b"{}", CalibrateCommand()),
         ("calibrate", b'\xef\xbb\xbf{"functional": true}', CalibrateCommand(functional=True)),  # UTF-8 BOM
         ("calibrate", b'{"functional":false,"neutral_s":15}', CalibrateCommand(neutral_s=15.0)),
-        ("calibrate", b'{"neutral_s":3}', CalibrateCommand(neutral_s=3.0)),
+        ("calibrate", b'{"neutral_s":4}', CalibrateCommand(neutral_s=4.0)),
         ("calibrate", b'{"neutral_s":120.0}', CalibrateCommand(neutral_s=120.0)),
         ("snooze", b"", SnoozeCommand(minutes=None)),
         ("snooze", b"{}", SnoozeCommand(minutes=None)),
@@ -85,7 +85,7 @@ def test_valid_commands(name: str, payload: bytes, expected: Command) -> None:
         ("snooze", b'{"minutes": 1e999}', "minutes", "got inf"),
         ("snooze", b'{"mins": 15}', "mins", "unknown key 'mins'; allowed: minutes"),
         ("calibrate", b'{"functional": "yes"}', "functional", "'functional' must be true or false, got a string"),
-        ("calibrate", b'{"neutral_s": 2.9}', "neutral_s", "'neutral_s' must be a number from 3 to 120"),
+        ("calibrate", b'{"neutral_s": 3.9}', "neutral_s", "'neutral_s' must be a number from 4 to 120"),
         ("calibrate", b'{"neutral": 10}', "neutral", "unknown key 'neutral'; allowed: functional, neutral_s"),
         ("exercise", b"", "action", "'action' is required: one of start, stop"),
         ("exercise", b'{"action":"pause"}', "action", "'action' must be one of start, stop, got 'pause'"),
@@ -177,7 +177,7 @@ def test_command_error_is_an_input_error_with_exit_code_2() -> None:
     ("make", "message"),
     [
         (lambda: SnoozeCommand(minutes=0.5), "minutes must be from 1 to 240"),
-        (lambda: CalibrateCommand(neutral_s=1.0), "neutral_s must be from 3 to 120"),
+        (lambda: CalibrateCommand(neutral_s=1.0), "neutral_s must be from 4 to 120"),
         (lambda: ExerciseCommand(action="pause"), "action must be"),  # type: ignore[arg-type]
         (lambda: ExerciseCommand(action="stop", reps=5), "only with 'start'"),
         (lambda: PainCommand(region="neck"), "region must be one of upper, mid, lower"),
@@ -232,7 +232,7 @@ keys_by_command = {
 # Values on both sides of each key's bounds, drawn more often than the generic ones above.
 key_values: dict[str, st.SearchStrategy[object]] = {
     "functional": st.booleans(),
-    "neutral_s": st.sampled_from([2, 2.99, 3, 10, 120, 120.01, 121]) | st.floats(0, 130),
+    "neutral_s": st.sampled_from([3, 3.99, 4, 10, 120, 120.01, 121]) | st.floats(0, 130),
     "minutes": st.sampled_from([0, 0.99, 1, 30, 240, 240.01, 241]) | st.floats(-1, 250),
     "action": st.sampled_from(["start", "stop", "pause", None]),
     "reps": st.sampled_from([0, 1, 8.0, 2.5, 50.5, 100, 101, None]) | st.integers(-1, 102),
@@ -290,7 +290,7 @@ def test_parser_accepts_exactly_what_the_schema_accepts(data: st.DataObject) -> 
 ABSENT = object()
 EDGES: dict[str, list[object]] = {
     "functional": [ABSENT, True, False, None, "true", 0],
-    "neutral_s": [ABSENT, 2.99, 3, 10.5, 120, 120.01, "10", None, True, 1e999],
+    "neutral_s": [ABSENT, 3.99, 4, 10.5, 120, 120.01, "10", None, True, 1e999],
     "minutes": [ABSENT, 0, 0.99, 1, 30, 240, 240.01, -1e999, "30", None, False, [30]],
     "action": [ABSENT, "start", "stop", "pause", "", None, 1],
     "reps": [ABSENT, 0, 1, 8.0, 2.5, 100, 101, None, "5", True, 2**70],

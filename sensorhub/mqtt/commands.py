@@ -6,7 +6,7 @@ value that is not an object, an unknown or repeated key, a wrong type, a value o
 :class:`CommandError` whose message names the command, the key and what is allowed, ready for the
 ``errors`` topic. :func:`parse_command` raises nothing else for any input (property-tested).
 
-- ``calibrate``: ``functional`` bool = false, ``neutral_s`` number 3–120 = 10 (seconds);
+- ``calibrate``: ``functional`` bool = false, ``neutral_s`` number 4–120 = 10 (seconds);
   empty = a 10 s neutral capture;
 - ``snooze``: ``minutes`` number 1–240 = 30; empty = 30 minutes;
 - ``exercise``: ``action`` "start" | "stop" (required), ``reps`` integer 1–100 or null (start only);
@@ -56,7 +56,7 @@ SNOOZE_RANGE_MIN: Final = (1.0, 240.0)
 #: Default and range of the neutral capture, seconds; under 3 s breathing and sway dominate the
 #: average (the same bounds as ``[pipeline] neutral_duration_s``).
 DEFAULT_NEUTRAL_S: Final = 10.0
-NEUTRAL_RANGE_S: Final = (3.0, 120.0)
+NEUTRAL_RANGE_S: Final = (4.0, 120.0)  # calibration needs 3 s of samples inside the window
 #: Range of ``reps`` for an exercise set.
 REPS_RANGE: Final = (1, 100)
 #: Regions a pain report may name.
