@@ -121,7 +121,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from sensorhub.runner import run_config, run_until_stopped
 
     config = load_config(Path(args.config))
-    run_until_stopped(lambda: run_config(config, view=not args.no_view))
+    run_until_stopped(lambda: run_config(config, view=not args.no_view, dashboard=args.dashboard))
     return EXIT_OK
 
 
@@ -336,6 +336,9 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p_run.add_argument("--config", required=True, metavar="FILE", help="TOML config (docs/configuration.md)")
     p_run.add_argument("--no-view", action="store_true", help="no live terminal view (log lines only)")
+    p_run.add_argument(
+        "--dashboard", action="store_true", help="also serve the live dashboard on 127.0.0.1:8765 (needs [mqtt])"
+    )
     p_run.set_defaults(handler=_cmd_run)
 
     p_scan = sub.add_parser(

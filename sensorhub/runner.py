@@ -161,7 +161,7 @@ async def run_demo(options: DemoOptions, *, view: LiveView | None = None) -> Ser
 
 
 async def _start_dashboard(config: Config, stack: contextlib.AsyncExitStack, port: int) -> str | None:
-    """The demo's dashboard on 127.0.0.1 (``port``, or a free one when taken); its URL, or None without aiohttp."""
+    """The dashboard on 127.0.0.1 (``port``, or a free one when taken); its URL, or None without aiohttp."""
     from sensorhub.dashboard import require
     from sensorhub.errors import DependencyError
 
@@ -291,8 +291,14 @@ def _schedule_demo_exercise(service: Service) -> None:
             service.schedule(event.end_t + 2.0, ExerciseCommand("stop"))
 
 
-async def run_config(config: Config, *, view: bool = True) -> Service:
-    """``sensorhub run --config``: the configured source until it ends or the process is stopped."""
+async def run_config(config: Config, *, view: bool = True, dashboard: bool = False) -> Service:
+    """``sensorhub run --config``: the configured source until it ends or the process is stopped.
+
+    With ``dashboard`` the built-in dashboard runs too (127.0.0.1:8765, or a free port), on the
+    config's broker; it needs ``[mqtt]``.
+    """
+    if dashboard and config.mqtt is None:
+        raise ConfigError("--dashboard needs an [mqtt] section: the dashboard reads what sensorhub publishes")
     from sensorhub.calibration_store import calibration_path, load_calibration, save_calibration
 
     path = calibration_path(config)
@@ -317,5 +323,9 @@ async def run_config(config: Config, *, view: bool = True) -> Service:
 
     async with contextlib.AsyncExitStack() as stack:
         service = await _start(config, stack, duration_s=None, calibrate=plan, calibration=stored, on_calibrated=keep)
+        if dashboard:
+            url = await _start_dashboard(config, stack, 8765)
+            if url is not None:
+                print(f"dashboard: {url}w/{config.wearer.id}", flush=True)
         await run_service(service, LiveView(service.status) if view else None)
         return service

@@ -450,3 +450,67 @@ async def test_demo_goes_on_without_aiohttp(
         "dashboard: not started: the dashboard needs aiohttp, which is not installed "
         "(pip install 'sensorhub[dashboard]')"
     ]
+
+
+async def test_run_serves_the_dashboard_on_request(
+    mosquitto: BrokerHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``sensorhub run --dashboard``: the page is served while the service runs, and it sees the wearer."""
+    from dataclasses import replace
+
+    from sensorhub.config import parse_config
+    from sensorhub.runner import run_config
+
+    config = parse_config(
+        {
+            "wearer": {"id": "runner"},
+            "source": {"kind": "simulator", "scenario": "desk_session"},
+            "sensors": [{"placement": "upper_thoracic", "profile": "sensorhub_open"}],
+            "mqtt": {"url": mosquitto.url},
+            "storage": {"path": str(tmp_path / "s.db")},
+        }
+    )
+    config = replace(config, source=replace(config.source, speed=20.0))
+    task = asyncio.create_task(run_config(config, view=False, dashboard=True))
+    try:
+        url = ""
+        for _ in range(100):
+            found = re.search(r"dashboard: (http://\S+)", capsys.readouterr().out)
+            if found:
+                url = found.group(1)
+                break
+            await asyncio.sleep(0.05)
+        assert url.endswith("/w/runner"), url
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url) as response:
+                assert response.status == 200
+                assert "text/html" in response.headers["Content-Type"]
+            root = url.removesuffix("w/runner")
+            seen = False
+            for _ in range(100):
+                async with http.get(root + "api/state") as response:
+                    if response.status == 200 and "runner" in await response.text():
+                        seen = True
+                        break
+                await asyncio.sleep(0.1)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert seen, "the dashboard saw the wearer"
+
+
+async def test_run_dashboard_needs_mqtt(tmp_path: Path) -> None:
+    from sensorhub.config import parse_config
+    from sensorhub.runner import run_config
+
+    config = parse_config(
+        {
+            "wearer": {"id": "x"},
+            "source": {"kind": "simulator"},
+            "sensors": [{"placement": "sacral", "profile": "sensorhub_open"}],
+            "storage": {"path": str(tmp_path / "s.db")},
+        }
+    )
+    with pytest.raises(ConfigError, match=r"--dashboard needs an \[mqtt\] section"):
+        await run_config(config, view=False, dashboard=True)
