@@ -247,6 +247,7 @@ class Service:
         self._publish_errors = 0
         self._episodes: dict[tuple[str, float], int] = {}
         self._episode_counter = 0
+        self._links_seen: dict[Placement, tuple[bool, int]] = {}  # BLE link states last recorded
         if calibration is not None:
             self._use_calibration(calibration)
         else:
@@ -619,6 +620,7 @@ class Service:
                     state = link.state
                     known.connected, known.rssi, known.battery_pct = state.connected, state.rssi, state.battery_pct
                     known.dropped = state.missing_samples + state.unpaired  # samples lost, counted from counters
+            self._note_links(links)
         if self.publisher is not None:
             stats = self.publisher.stats
             if stats.connected:
@@ -626,6 +628,32 @@ class Service:
             elif self.status.mqtt != "connecting":
                 self.status.mqtt = "reconnecting"
         self._publish_status(force=False)
+
+    def _note_links(self, links: Mapping[Placement, Any]) -> None:
+        """Record a ``sensor_links`` event in the session when a BLE link connects or is lost.
+
+        The event holds every link's state (so two changes at the same instant, which share the
+        store's event key, lose nothing): per placement connected, reconnects, missing samples,
+        decode errors, battery, RSSI and why it was lost.
+        """
+        seen = {p: (bool(link.state.connected), int(link.state.reconnects)) for p, link in links.items()}
+        if seen == self._links_seen:
+            return
+        self._links_seen = seen
+        t = self.status.t if self.status.t is not None else 0.0
+        states: dict[str, JsonValue] = {}
+        for placement, link in links.items():
+            state = link.state
+            states[placement.value] = {
+                "connected": bool(state.connected),
+                "reconnects": int(state.reconnects),
+                "missing_samples": int(state.missing_samples),
+                "decode_errors": int(state.decode_errors),
+                "battery_pct": state.battery_pct,
+                "rssi": state.rssi,
+                "reason": "" if state.connected else str(state.last_error),
+            }
+        self._record("add_events", [Event("sensor_links", t, t, {"sensors": states})])
 
     def _publish_status(self, *, force: bool) -> None:
         now = self._wall()

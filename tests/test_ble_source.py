@@ -394,7 +394,13 @@ async def test_service_runs_on_ble_sensors_and_closes_the_links(fake_bluez: Fake
         }
         source = make_source(config)
         assert isinstance(source, BleSource)
-        service = Service(config, source, calibrate=CalibrationPlan(neutral_s=4.0))
+        from sensorhub.store import SessionStore
+
+        store = SessionStore.from_config(config.storage)
+        recorder = store.start_session(
+            config.wearer.id, [p.value for p in emus], started_epoch=time.time(), clock_offset_s=0.0
+        )
+        service = Service(config, source, calibrate=CalibrationPlan(neutral_s=4.0), recorder=recorder)
         task = asyncio.create_task(service.run(), name="service")
         status = service.status
         await wait_for(
@@ -402,6 +408,7 @@ async def test_service_runs_on_ble_sensors_and_closes_the_links(fake_bluez: Fake
         )
         await asyncio.sleep(1.0)
         sensors = {p: (s.connected, s.battery_pct, s.samples) for p, s in status.sensors.items()}
+        rssi = {p: s.rssi for p, s in status.sensors.items()}
         angles = dict(status.angles)
         task.cancel()
         async with asyncio.timeout(15):
@@ -415,6 +422,16 @@ async def test_service_runs_on_ble_sensors_and_closes_the_links(fake_bluez: Fake
     assert sensors[TL][:2] == (True, 76.0)
     assert sensors[SA][:2] == (True, 99.0)
     assert all(n > 300 for _, _, n in sensors.values())
+    # The advertised RSSI when the sensor was found (the fake advertises -60, moving it by 1 dB so
+    # that bleak reports it while scanning).
+    assert all(isinstance(v, int) and -62 <= v <= -59 for v in rssi.values()), rssi
+    # Each link's connection is an event in the session.
+    links = [e for e in store.read_events(recorder.id) if e.type == "sensor_links"]
+    assert links
+    final = links[-1].data["sensors"]
+    assert isinstance(final, dict)
+    assert sorted(final) == sorted(p.value for p in emus)
+    assert all(state["connected"] for state in final.values())  # type: ignore[index]
     # stopping closed every link: stop command(s), then Disconnect
     open_stop = [render_command(emus[UT].profile, s, 100.0) for s in emus[UT].profile.commands["stop"]]
     meta_stop = [render_command(emus[SA].profile, s, 100.0) for s in emus[SA].profile.commands["stop"]]

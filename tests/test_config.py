@@ -481,7 +481,7 @@ BAD_CONFIGS = [
         id="hysteresis-vs-threshold",
     ),
     pytest.param(
-        BASE + "\n[pipeline]\nneutral_duration_s = 3.5\n", "pipeline.neutral_duration_s", "at least 4", id="neutral-short"
+        BASE + "\n[pipeline]\nneutral_duration_s = 3\n", "pipeline.neutral_duration_s", "at least 4", id="neutral-short"
     ),
     pytest.param(BASE + "\n[pipeline]\noutput_rate_hz = nan\n", "pipeline.output_rate_hz", "finite", id="nan"),
     pytest.param(

@@ -298,16 +298,20 @@ class SensorLink:
 
     async def _scan(self) -> BLEDevice:
         timeout = self.settings.scan_timeout_s
-        if self.sensor.address is not None:
-            device = await BleakScanner.find_device_by_address(self.sensor.address, timeout=timeout)
-        else:
-            pattern = self.sensor.name or ""
+        address = None if self.sensor.address is None else self.sensor.address.upper()
+        pattern = self.sensor.name or ""
 
-            def wanted(d: BLEDevice, adv: AdvertisementData) -> bool:
+        def wanted(d: BLEDevice, adv: AdvertisementData) -> bool:
+            if address is not None:
+                ok = d.address.upper() == address
+            else:
                 name = adv.local_name or d.name or ""
-                return name == pattern or fnmatch.fnmatchcase(name, pattern)
+                ok = name == pattern or fnmatch.fnmatchcase(name, pattern)
+            if ok:
+                self.state.rssi = adv.rssi  # the signal strength when it was found
+            return ok
 
-            device = await BleakScanner.find_device_by_filter(wanted, timeout=timeout)
+        device = await BleakScanner.find_device_by_filter(wanted, timeout=timeout)
         if device is None:
             what = self.sensor.address or f"named {self.sensor.name!r}"
             raise SourceError(f"sensor {what} not found within {timeout:g} s")
