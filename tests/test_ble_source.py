@@ -120,8 +120,10 @@ def check_stream(emu: DeviceEmulator, got: Received, *, settle_s: float = 2.0) -
     t, acc, gyro = got.arrays(emu.placement)
     expected_t, expected_acc, expected_gyro = log["host_t"][sent], log["acc"][sent], log["gyro"][sent]
     n = len(t)
-    # Samples still in flight when the source stopped are the only ones allowed to be missing.
-    assert len(expected_t) - 8 <= n <= len(expected_t), (emu.profile_name, n, len(expected_t))
+    # Samples still in flight when the source stopped are the only ones allowed to be missing: the
+    # tail taken in the last 0.3 s of sending (a loaded CI machine delays the last notifications).
+    assert 0 < n <= len(expected_t), (emu.profile_name, n, len(expected_t))
+    assert expected_t[n:].size == 0 or expected_t[n] >= expected_t[-1] - 0.3, (emu.profile_name, n, len(expected_t))
     assert np.all(np.diff(t) > 0), "sample times go back"
     acc_lsb, gyro_lsb = lsb(emu.profile_name)
     np.testing.assert_allclose(acc, expected_acc[:n], rtol=0, atol=0.5 * acc_lsb * (1 + 1e-9))
