@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
 DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: test check lint format typecheck pytest venv clean simulate demo
+.PHONY: test check lint format typecheck pytest venv clean simulate demo soak bench
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -47,6 +47,14 @@ format: $(STAMP)
 ## make simulate: write a simulated desk session into out/desk_session.
 simulate: $(STAMP)
 	$(BIN)/sensorhub simulate desk_session -o out/desk_session
+
+## make bench: every benchmark in bench/ (repeated; median and spread) into bench/results.json and docs/performance.md.
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+## make soak: 10 min of one wearer on three emulated BLE sensors with faults injected; checks delivery and leaks.
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache out

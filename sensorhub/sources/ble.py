@@ -504,9 +504,10 @@ class SensorLink:
     def _time(self, kind: str, samples: list[ImuSample], arrival: float) -> tuple[FloatArray, Any]:
         timer = self._timers[kind]
         timed = timer.process(samples, arrival)
-        for gap in timed.gaps:
-            self.state.gaps += 1
-            self.state.missing_samples += gap.missing
+        if kind != "gyro":  # separate streams lose the same samples: count the accelerometer's (the output's)
+            for gap in timed.gaps:
+                self.state.gaps += 1
+                self.state.missing_samples += gap.missing
         return timed.host_t, timed.seq
 
     def _batch(self, t: FloatArray, acc: FloatArray, gyro: FloatArray, seq: Any) -> ImuBatch:
