@@ -523,31 +523,10 @@ class MqttPublisher:
 
     def _credentials(self) -> tuple[str | None, ssl.SSLContext | None]:
         """Password and TLS context, read from their files at every attempt (runs in a thread)."""
-        config = self._config
-        try:
-            password = config.read_password()
-        except ConfigError as exc:
-            raise _SetupError(f"MQTT: {exc}") from exc
-        if password is not None and config.username is None and not self._warned_password_without_user:
+        password, context = _load_credentials(self._config)
+        if password is not None and self._config.username is None and not self._warned_password_without_user:
             self._warned_password_without_user = True
             log.warning("MQTT: a password is configured without mqtt.username; it is not sent")
-        if not config.tls:
-            return password, None
-        try:
-            context = ssl.create_default_context(cafile=None if config.ca_file is None else str(config.ca_file))
-        except (OSError, ssl.SSLError) as exc:
-            raise _SetupError(f"MQTT: cannot load the CA file {str(config.ca_file)!r}: {_ssl_reason(exc)}") from exc
-        context.check_hostname = True
-        context.verify_mode = ssl.CERT_REQUIRED
-        if config.client_cert is not None:
-            try:
-                context.load_cert_chain(
-                    str(config.client_cert), None if config.client_key is None else str(config.client_key)
-                )
-            except (OSError, ssl.SSLError) as exc:
-                raise _SetupError(
-                    f"MQTT: cannot load the client certificate {str(config.client_cert)!r}: {_ssl_reason(exc)}"
-                ) from exc
         return password, context
 
     def _password_source(self) -> str:
@@ -1015,3 +994,33 @@ def _force_close(client: aiomqtt.Client) -> None:
     disconnected = client._disconnected  # aiomqtt keeps the disconnect error only there
     if disconnected.done() and not disconnected.cancelled():
         disconnected.exception()  # retrieved, so asyncio does not log "never retrieved"
+
+
+def _load_credentials(config: MqttConfig) -> tuple[str | None, ssl.SSLContext | None]:
+    """The password (from its file or environment variable) and the TLS context of ``config``.
+
+    Raises:
+        _SetupError: one line naming the file that cannot be read or loaded.
+    """
+    try:
+        password = config.read_password()
+    except ConfigError as exc:
+        raise _SetupError(f"MQTT: {exc}") from exc
+    if not config.tls:
+        return password, None
+    try:
+        context = ssl.create_default_context(cafile=None if config.ca_file is None else str(config.ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise _SetupError(f"MQTT: cannot load the CA file {str(config.ca_file)!r}: {_ssl_reason(exc)}") from exc
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    if config.client_cert is not None:
+        try:
+            context.load_cert_chain(
+                str(config.client_cert), None if config.client_key is None else str(config.client_key)
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise _SetupError(
+                f"MQTT: cannot load the client certificate {str(config.client_cert)!r}: {_ssl_reason(exc)}"
+            ) from exc
+    return password, context

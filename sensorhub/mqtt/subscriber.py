@@ -46,11 +46,13 @@ from sensorhub.mqtt.publisher import (
     _describe,
     _host_port,
     _is_aiomqtt_timeout,
+    _load_credentials,
     _open,
     _publish,
     _reason_text,
     _reason_value,
     _root_cause,
+    _SetupError,
     _ssl_reason,
 )
 from sensorhub.mqtt.topics import Topics
@@ -80,10 +82,6 @@ class _Failure:
     message: str
     backoff: Backoff
     connected_s: float | None = None
-
-
-class _SetupError(Exception):
-    """Credentials or TLS files that cannot be loaded (before any network traffic)."""
 
 
 class MqttSubscriber:
@@ -239,31 +237,10 @@ class MqttSubscriber:
 
     def _credentials(self) -> tuple[str | None, ssl.SSLContext | None]:
         """Password and TLS context, read at every attempt (runs in a thread); as the publisher's."""
-        config = self._config
-        try:
-            password = config.read_password()
-        except ConfigError as exc:
-            raise _SetupError(f"MQTT: {exc}") from exc
-        if password is not None and config.username is None and not self._warned_password_without_user:
+        password, context = _load_credentials(self._config)
+        if password is not None and self._config.username is None and not self._warned_password_without_user:
             self._warned_password_without_user = True
             log.warning("MQTT: a password is configured without mqtt.username; it is not sent")
-        if not config.tls:
-            return password, None
-        try:
-            context = ssl.create_default_context(cafile=None if config.ca_file is None else str(config.ca_file))
-        except (OSError, ssl.SSLError) as exc:
-            raise _SetupError(f"MQTT: cannot load the CA file {str(config.ca_file)!r}: {_ssl_reason(exc)}") from exc
-        context.check_hostname = True
-        context.verify_mode = ssl.CERT_REQUIRED
-        if config.client_cert is not None:
-            try:
-                context.load_cert_chain(
-                    str(config.client_cert), None if config.client_key is None else str(config.client_key)
-                )
-            except (OSError, ssl.SSLError) as exc:
-                raise _SetupError(
-                    f"MQTT: cannot load the client certificate {str(config.client_cert)!r}: {_ssl_reason(exc)}"
-                ) from exc
         return password, context
 
     def _explain(self, exc: BaseException, connected_at: float | None) -> _Failure:
