@@ -29,6 +29,7 @@ __all__ = ["DemoOptions", "demo_config", "run_demo", "run_service", "run_until_s
 
 if TYPE_CHECKING:
     from sensorhub.sources.ble import BleSource
+    from sensorhub.sources.replay import ReplaySource
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -78,8 +79,8 @@ async def run_service(service: Service, view: LiveView | None) -> None:
                 view_task.cancel()
 
 
-def make_source(config: Config, *, duration_s: float | None = None) -> SimulatorSource | BleSource:
-    """The configured source: the simulator or the BLE sensors (replay later)."""
+def make_source(config: Config, *, duration_s: float | None = None) -> SimulatorSource | BleSource | ReplaySource:
+    """The configured source: the simulator, the BLE sensors, or a recorded session."""
     from sensorhub.sim.wearer import WearerConfig as SimWearerConfig
 
     src = config.source
@@ -96,6 +97,11 @@ def make_source(config: Config, *, duration_s: float | None = None) -> Simulator
         from sensorhub.sources.ble import BleSource
 
         return BleSource(config.sensors)
+    if src.kind is SourceKind.REPLAY and src.session is not None:
+        from sensorhub.sources.replay import ReplaySource
+        from sensorhub.store import SessionStore
+
+        return ReplaySource(SessionStore.from_config(config.storage), src.session, speed=src.speed)
     raise SourceError(
         f"source kind {src.kind.value!r} is not available yet",
         advice='use [source] kind = "ble" or "simulator"',
