@@ -127,6 +127,10 @@ def _ble(d: Json) -> Figures:
     return out
 
 
+def _fuzz(d: Json) -> Figures:
+    return {"cases": d["cases"], "tests": d["tests"], "failing": d["failing_tests"], "wall": d["wall_s"]}
+
+
 def _simulator(d: Json) -> Figures:
     out: Figures = {}
     for key in ("sim_seconds_per_wall_second", "realtime_factor"):
@@ -231,6 +235,21 @@ BENCHES = [
             "thingy52_sensors": Figure("… Thingy:52 (extrapolated)", "sensors", "", 0),
         },
         needs=("bench/ble.py",),
+    ),
+    Bench(
+        "fuzz",
+        ["--examples", "5000"],
+        ["--examples", "300"],
+        _fuzz,
+        {
+            "cases": Figure(
+                "fuzz cases run (decoders, config loader, CSV importer, command payloads)", "cases", "thousands", 0
+            ),
+            "tests": Figure("… in hypothesis tests", "tests", "", 0),
+            "failing": Figure("… tests that found a crash, hang or NaN", "tests", "0", 0),
+            "wall": Figure("… wall time", "s", "", 0),
+        },
+        runs=1,
     ),
 ]
 

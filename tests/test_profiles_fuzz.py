@@ -12,6 +12,7 @@ returns must print as finite JSON (``sensorhub decode``'s format).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from typing import Any
@@ -31,6 +32,7 @@ NAMES = list(default_registry().names())
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+@functools.cache
 def _streams(name: str) -> list[tuple[dict[str, SettingValue], list[bytes]]]:
     """(settings, payloads) of every vector case and corrupt entry of a profile; the defaults with nothing."""
     path = VECTOR_DIR / f"{name}.json"
@@ -92,22 +94,15 @@ def _mutated(draw: st.DrawFn, name: str) -> tuple[dict[str, Any], list[bytes]]:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_arbitrary_bytes_only_raise_decode_error(name: str) -> None:
-    settings_options = [s for s, _ in _streams(name)]
-
-    @FUZZ
-    @given(st.sampled_from(settings_options), st.lists(st.binary(max_size=300), max_size=8))
-    def run(overrides: dict[str, Any], payloads: list[bytes]) -> None:
-        _feed_all(name, overrides, payloads)
-
-    run()
+@FUZZ
+@given(data=st.data())
+def test_arbitrary_bytes_only_raise_decode_error(name: str, data: st.DataObject) -> None:
+    overrides = data.draw(st.sampled_from([s for s, _ in _streams(name)]))
+    _feed_all(name, overrides, data.draw(st.lists(st.binary(max_size=300), max_size=8)))
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_mutated_vectors_only_raise_decode_error(name: str) -> None:
-    @FUZZ
-    @given(_mutated(name))
-    def run(stream: tuple[dict[str, Any], list[bytes]]) -> None:
-        _feed_all(name, *stream)
-
-    run()
+@FUZZ
+@given(data=st.data())
+def test_mutated_vectors_only_raise_decode_error(name: str, data: st.DataObject) -> None:
+    _feed_all(name, *data.draw(_mutated(name)))
