@@ -33,7 +33,7 @@ from sensorhub.config import SensorConfig, parse_config
 from sensorhub.model import ImuBatch, Placement
 from sensorhub.profiles.base import ImuSample
 from sensorhub.profiles.registry import Registry, get_profile, profile_dir, render_command
-from sensorhub.sources.ble import BleSource
+from sensorhub.sources.ble import BleSettings, BleSource
 from sensorhub.sources.timing import SampleTimer, TimingSpec
 
 UT, TL, SA = Placement.UPPER_THORACIC, Placement.THORACOLUMBAR, Placement.SACRAL
@@ -284,6 +284,29 @@ async def test_a_stall_and_a_vanished_bluetoothd_recover(fake_bluez: FakeBlueZ) 
     # exact, though the device was stopped (by the watchdog's clean close) for part of the hole
     assert state.missing_samples == missing > not_sent_between_received(emu)
     check_stream(emu, got)
+
+
+@pytest.mark.timeout(60)
+async def test_a_link_left_by_a_killed_process_is_taken_over_without_a_scan(fake_bluez: FakeBlueZ) -> None:
+    """bluetoothd keeps a killed client's link (bluez/bluez#89) and a connected sensor does not
+    advertise: the restarted source finds it among BlueZ's connected devices, by address and by
+    name, and streams from it without a scan or a ``Connect``."""
+    async with SensorhubOpenEmulator(fake_bluez, ADDRESS[UT], UT) as emu:
+        emu.device.connect_orphaned()
+        assert emu.device.connected
+        assert not emu.device.advertising
+        by_name = SensorConfig(placement=UT, profile="sensorhub_open", name=emu.device.name + "*", rate_hz=100.0)
+        for config in (sensor(UT, "sensorhub_open"), by_name):
+            source = BleSource([config], settings=BleSettings(scan_timeout_s=3.0))
+            async with running(source) as got:
+                took = await wait_for(lambda: got.count(UT) > 100, 15, "streaming on the link left connected")
+            assert source.links[UT].state.address == ADDRESS[UT]
+            assert took < 3.0, took  # a scan would have given up after 3 s and found nothing
+            assert ("Connect", "") not in emu.device.calls
+            assert emu.device.connected is False  # the clean stop disconnected it
+            if config is not by_name:
+                check_stream(emu, got, settle_s=0.5)  # the emulator's log holds this first run only
+            emu.device.connect_orphaned()
 
 
 # -- malformed packets, buzz ----------------------------------------------------------------------

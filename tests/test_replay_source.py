@@ -74,6 +74,7 @@ async def test_replay_paces_on_sample_time_and_refuses_unknown_sessions(tmp_path
     # The wall time spent is the recording's span over the speed. Batches of different
     # sensors interleave, so the last batch need not end last.
     assert now[0] == pytest.approx((max(ends) - ends[0]) / 10.0, abs=1e-9)
-    assert slept and min(slept) > 0
+    assert slept
+    assert min(slept) > 0
     with pytest.raises(InputError):
         ReplaySource(store, "no-such-session")

@@ -6,7 +6,9 @@ simulator.
 
 Per link, for ever (until cancelled):
 
-1. **Find** the device by address or advertised name (``BleakScanner``, ``scan_timeout_s``).
+1. **Find** the device by address or advertised name: among the devices BlueZ already holds a
+   link to (a killed process's links survive it, bluez/bluez#89), else by a scan (``BleakScanner``,
+   ``scan_timeout_s``).
    One scan at a time in the process (:func:`_adapter_locks`): bleak starts and stops BlueZ
    discovery per scanner, and BlueZ keeps one discovery session per D-Bus client, so a second
    concurrent scan is refused (``InProgress``) or ends when the first one stops.
@@ -52,6 +54,7 @@ import importlib
 import logging
 import math
 import random
+import sys
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -175,6 +178,51 @@ def _adapter_locks() -> tuple[asyncio.Lock, asyncio.Lock]:
     return locks
 
 
+_BLUEZ_QUERY_TIMEOUT_S: Final = 2.0
+
+
+async def _connected_devices() -> list[BLEDevice]:
+    """The devices BlueZ holds a link to, from its ObjectManager (``Device1.Connected``).
+
+    One ``GetManagedObjects`` call on its own system-bus connection (the bus bleak uses,
+    ``DBUS_SYSTEM_BUS_ADDRESS`` included); an empty list off Linux, without BlueZ, or when the
+    call fails or takes longer than 2 s: the caller then scans as usual.
+    """
+    if sys.platform != "linux":
+        return []
+    from dbus_fast import BusType, Message, MessageType, unpack_variants
+    from dbus_fast.aio import MessageBus
+
+    bus: MessageBus | None = None
+    try:
+        async with asyncio.timeout(_BLUEZ_QUERY_TIMEOUT_S):
+            bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+            reply = await bus.call(
+                Message(
+                    destination="org.bluez",
+                    path="/",
+                    interface="org.freedesktop.DBus.ObjectManager",
+                    member="GetManagedObjects",
+                )
+            )
+    except Exception as exc:  # any failure of this lookup only means: scan as usual
+        log.debug("BlueZ's connected devices not read: %s", exc)
+        return []
+    finally:
+        if bus is not None:
+            bus.disconnect()
+    if reply is None or reply.message_type != MessageType.METHOD_RETURN:
+        return []
+    found = []
+    for path, interfaces in unpack_variants(reply.body[0]).items():
+        props = interfaces.get("org.bluez.Device1")
+        if props and props.get("Connected") and "Address" in props:
+            found.append(
+                BLEDevice(props["Address"], props.get("Name") or props.get("Alias"), {"path": path, "props": props})
+            )
+    return found
+
+
 def timing_spec(profile: Profile, rate_hz: float) -> TimingSpec:
     """How a profile's samples are timed: its clock kind, and the counter/timestamp widths its
     decoder module declares (``COUNTER_BITS``, ``SAMPLES_PER_COUNT``, ``TIME_WRAP_S``)."""
@@ -294,19 +342,40 @@ class SensorLink:
 
     async def _find(self) -> BLEDevice:
         async with _adapter_locks()[0]:
+            held = await self._held_link()
+            if held is not None:
+                return held
             return await self._scan()
+
+    async def _held_link(self) -> BLEDevice | None:
+        """The sensor, when BlueZ already holds a link to it; None otherwise.
+
+        bluetoothd keeps the links of a client that died (a ``kill -9``, a crash) until the sensor
+        or the supervision timeout ends them (bluez/bluez#89). A connected sensor does not
+        advertise, so a scan would not find it until then; bleak then skips ``Connect`` for a
+        device that is already connected and the start sequence runs as after any connect.
+        """
+        for device in await _connected_devices():
+            if self._matches(device.address, device.name or ""):
+                log.info(
+                    "%s: %s is already connected (a link left by an earlier process)",
+                    self.sensor.placement.value,
+                    device.address,
+                )
+                return device
+        return None
+
+    def _matches(self, address: str, name: str) -> bool:
+        if self.sensor.address is not None:
+            return address.upper() == self.sensor.address.upper()
+        pattern = self.sensor.name or ""
+        return name == pattern or fnmatch.fnmatchcase(name, pattern)
 
     async def _scan(self) -> BLEDevice:
         timeout = self.settings.scan_timeout_s
-        address = None if self.sensor.address is None else self.sensor.address.upper()
-        pattern = self.sensor.name or ""
 
         def wanted(d: BLEDevice, adv: AdvertisementData) -> bool:
-            if address is not None:
-                ok = d.address.upper() == address
-            else:
-                name = adv.local_name or d.name or ""
-                ok = name == pattern or fnmatch.fnmatchcase(name, pattern)
+            ok = self._matches(d.address, adv.local_name or d.name or "")
             if ok:
                 self.state.rssi = adv.rssi  # the signal strength when it was found
             return ok

@@ -322,6 +322,15 @@ class FakeDevice:
         """The link is lost (supervision timeout): Connected and ServicesResolved go False, GATT goes."""
         self._disconnect(reason="link lost")
 
+    def connect_orphaned(self) -> None:
+        """Connected with no client, as bluetoothd leaves the link of a client that was killed
+        (bluez/bluez#89): Connected and ServicesResolved True, GATT exported, nobody subscribed,
+        no advertising."""
+        for chars in self.services.values():
+            for char in chars:
+                char.notifying = False
+        self._connect_done()
+
     def stall(self) -> None:
         """Keep the link but stop delivering notifications (firmware hang, RF deaf spot)."""
         self.stalled = True
