@@ -309,6 +309,27 @@ async def test_a_link_left_by_a_killed_process_is_taken_over_without_a_scan(fake
             emu.device.connect_orphaned()
 
 
+@pytest.mark.timeout(60)
+async def test_an_absent_sensor_does_not_hold_up_the_others(fake_bluez: FakeBlueZ) -> None:
+    """One scan serves every link: a sensor that is not there (its 10 s scan timing out over and
+    over) does not make the others wait to find their sensor again after a drop."""
+    absent = SensorConfig(placement=SA, profile="sensorhub_open", address="C0:FF:EE:00:00:99", rate_hz=100.0)
+    async with SensorhubOpenEmulator(fake_bluez, ADDRESS[UT], UT) as emu:
+        source = BleSource([sensor(UT, "sensorhub_open"), absent])
+        state = source.links[UT].state
+        async with running(source) as got:
+            await wait_for(lambda: got.count(UT) > 100, 15, "streaming")
+            took = []
+            for _ in range(3):
+                await asyncio.sleep(1.0)  # the absent sensor's scan is running all along
+                emu.device.drop_link()
+                dropped = time.monotonic()
+                took.append(await wait_for(lambda t=dropped: got.times(UT)[-1] > t, 15, "data after the drop"))
+        assert source.links[SA].state.connected is False  # still scanning: its first 10 s are not up
+    assert state.reconnects == 3
+    assert max(took) < 5.0, took  # backoff ≤ 2 s + connect; waiting behind the scan would be up to 10 s
+
+
 # -- malformed packets, buzz ----------------------------------------------------------------------
 
 MALFORMED = {

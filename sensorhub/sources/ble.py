@@ -9,9 +9,9 @@ Per link, for ever (until cancelled):
 1. **Find** the device by address or advertised name: among the devices BlueZ already holds a
    link to (a killed process's links survive it, bluez/bluez#89), else by a scan (``BleakScanner``,
    ``scan_timeout_s``).
-   One scan at a time in the process (:func:`_adapter_locks`): bleak starts and stops BlueZ
-   discovery per scanner, and BlueZ keeps one discovery session per D-Bus client, so a second
-   concurrent scan is refused (``InProgress``) or ends when the first one stops.
+   One scan for every link in the process (:class:`_SharedScanner`): BlueZ keeps one discovery
+   session per D-Bus client, so links cannot scan side by side, and taking turns would make every
+   link wait behind an absent sensor's whole scan timeout.
 2. **Connect** through ``bleak_retry_connector.establish_connection``, one link at a time in the
    process (BlueZ answers ``InProgress`` to parallel connects).
 3. **Start**: subscribe to every notifying characteristic of the profile (data first; a standard
@@ -51,6 +51,7 @@ import asyncio
 import contextlib
 import fnmatch
 import importlib
+import itertools
 import logging
 import math
 import random
@@ -160,22 +161,101 @@ async def scan(timeout_s: float = 10.0, *, registry: Registry | None = None) -> 
     return out
 
 
-_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[asyncio.Lock, asyncio.Lock]] = (
-    weakref.WeakKeyDictionary()
-)
+Wanted = Callable[[BLEDevice, AdvertisementData], bool]
 
 
-def _adapter_locks() -> tuple[asyncio.Lock, asyncio.Lock]:
-    """(scan lock, connect lock) shared by every link of every source on this event loop.
+class _SharedScanner:
+    """One BlueZ discovery for every link on an event loop, running while any link looks for its sensor.
+
+    BlueZ keeps one discovery session per D-Bus client and bleak one client per event loop, so
+    links cannot scan side by side; taking turns would make every link wait behind a sensor that
+    is absent (its whole scan timeout, 10 s). Instead each link registers what it wants and waits
+    on its own timeout; every advertisement is checked against all of them. Advertisements seen
+    in the last ``fresh_s`` answer a new request at once (bleak reports a device when its
+    properties change, and a steady sensor's may not change again right away). The memory of
+    advertisements holds one entry per device in range and is cleared when the scan stops.
+    """
+
+    fresh_s: Final = 2.0
+
+    def __init__(self) -> None:
+        self._wants: dict[int, tuple[Wanted, asyncio.Future[tuple[BLEDevice, AdvertisementData]]]] = {}
+        self._seen: dict[str, tuple[float, BLEDevice, AdvertisementData]] = {}
+        self._keys = itertools.count()
+        self._task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+
+    async def find(self, wanted: Wanted, timeout_s: float) -> tuple[BLEDevice, AdvertisementData] | None:
+        """The first device ``wanted`` accepts within ``timeout_s``, or None.
+
+        Raises:
+            BleakError: when BlueZ refuses to start discovery (no adapter, powered off).
+        """
+        now = time.monotonic()
+        for seen_at, device, adv in list(self._seen.values()):
+            if now - seen_at <= self.fresh_s and wanted(device, adv):
+                return device, adv
+        future: asyncio.Future[tuple[BLEDevice, AdvertisementData]] = asyncio.get_running_loop().create_future()
+        key = next(self._keys)
+        self._wants[key] = (wanted, future)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="ble-scan")
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await future
+        except TimeoutError:
+            return None
+        finally:
+            del self._wants[key]
+            if future.done() and not future.cancelled():
+                future.exception()  # retrieved: a scanner error that came with the timeout is not logged
+            self._changed.set()
+
+    def _on_advertisement(self, device: BLEDevice, adv: AdvertisementData) -> None:
+        self._seen[device.address] = (time.monotonic(), device, adv)
+        for wanted, future in list(self._wants.values()):
+            if not future.done() and wanted(device, adv):
+                future.set_result((device, adv))
+
+    async def _run(self) -> None:
+        try:
+            while self._wants:  # a link may ask again while the scanner stops
+                async with BleakScanner(detection_callback=self._on_advertisement):
+                    while self._wants:
+                        self._changed.clear()
+                        await self._changed.wait()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # BleakError, a lost D-Bus: the waiting links see it and retry
+            for _, future in self._wants.values():
+                if not future.done():
+                    future.set_exception(exc)
+        finally:
+            self._seen.clear()
+
+
+@dataclass
+class _Adapter:
+    """What every link of every source on one event loop shares: the scan and the connect lock."""
+
+    scanner: _SharedScanner = field(default_factory=_SharedScanner)
+    connect_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+_ADAPTERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Adapter] = weakref.WeakKeyDictionary()
+
+
+def _adapter() -> _Adapter:
+    """The running loop's :class:`_Adapter`.
 
     Scans and connects are per adapter in BlueZ, not per source; bleak keeps one BlueZ manager
-    (one D-Bus client) per event loop, so the locks are per loop too.
+    (one D-Bus client) per event loop, so these are per loop too.
     """
     loop = asyncio.get_running_loop()
-    locks = _LOCKS.get(loop)
-    if locks is None:
-        locks = _LOCKS[loop] = (asyncio.Lock(), asyncio.Lock())
-    return locks
+    adapter = _ADAPTERS.get(loop)
+    if adapter is None:
+        adapter = _ADAPTERS[loop] = _Adapter()
+    return adapter
 
 
 _BLUEZ_QUERY_TIMEOUT_S: Final = 2.0
@@ -341,11 +421,10 @@ class SensorLink:
         self._decoder.reset()
 
     async def _find(self) -> BLEDevice:
-        async with _adapter_locks()[0]:
-            held = await self._held_link()
-            if held is not None:
-                return held
-            return await self._scan()
+        held = await self._held_link()
+        if held is not None:
+            return held
+        return await self._scan()
 
     async def _held_link(self) -> BLEDevice | None:
         """The sensor, when BlueZ already holds a link to it; None otherwise.
@@ -380,15 +459,15 @@ class SensorLink:
                 self.state.rssi = adv.rssi  # the signal strength when it was found
             return ok
 
-        device = await BleakScanner.find_device_by_filter(wanted, timeout=timeout)
-        if device is None:
+        found = await _adapter().scanner.find(wanted, timeout)
+        if found is None:
             what = self.sensor.address or f"named {self.sensor.name!r}"
             raise SourceError(f"sensor {what} not found within {timeout:g} s")
-        return device
+        return found[0]
 
     async def _session(self) -> None:
         device = await self._find()
-        async with _adapter_locks()[1]:
+        async with _adapter().connect_lock:
             client = await establish_connection(
                 BleakClient,
                 device,
