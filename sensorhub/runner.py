@@ -108,6 +108,20 @@ def make_source(config: Config, *, duration_s: float | None = None) -> Simulator
     )
 
 
+def session_epoch_offset(source: object, *, wall: Callable[[], float] = time.time) -> float:
+    """Epoch seconds at the session clock's 0 (the session's ``clock_offset_s``).
+
+    A BLE source's sample times are ``time.monotonic()`` − its ``t0``, taken when it was made,
+    so its epoch is read against that same instant (reading the wall clock before making the
+    source would put every stored time behind by the time bleak takes to import, a few hundred
+    ms). The other sources start their clock when they start streaming, just after this.
+    """
+    t0 = getattr(source, "t0", None)
+    if isinstance(t0, float):
+        return wall() - (time.monotonic() - t0)
+    return wall()
+
+
 @dataclass(frozen=True, slots=True)
 class DemoOptions:
     """Options of ``sensorhub demo``."""
@@ -233,8 +247,8 @@ async def _start(
     from sensorhub.mqtt.outbox import Outbox
     from sensorhub.mqtt.publisher import MqttPublisher
 
-    epoch_offset = time.time()
     source = make_source(config, duration_s=duration_s)
+    epoch_offset = session_epoch_offset(source)
     service: Service | None = None
 
     def on_command(command: Command) -> None:

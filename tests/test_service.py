@@ -126,3 +126,17 @@ async def test_run_stops_cleanly_on_a_signal(mosquitto: BrokerHandle, tmp_path: 
     assert statuses[-1].text == "offline"
     [retained] = await subscribe_collect(mosquitto, "sensorhub/runner/status")
     assert retained.text == "offline"
+
+
+def test_session_epoch_offset_is_read_against_the_source_clock_start() -> None:
+    """A BLE source's times count from its ``t0`` (monotonic, taken when it was made); the session's
+    epoch offset is the wall time at that instant, however long ago it was made."""
+    import time
+    from types import SimpleNamespace
+
+    from sensorhub.runner import session_epoch_offset
+
+    made_long_ago = SimpleNamespace(t0=time.monotonic() - 0.4)  # e.g. bleak took 0.4 s to import since
+    offset = session_epoch_offset(made_long_ago, wall=lambda: 1_000_000.0)
+    assert offset == pytest.approx(1_000_000.0 - 0.4, abs=0.01)
+    assert session_epoch_offset(SimpleNamespace(), wall=lambda: 5.0) == 5.0  # clock starts with the stream
