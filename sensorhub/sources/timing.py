@@ -12,7 +12,11 @@ Clock kinds (``Profile.clock``):
 ``device_time``
     Device time = the sample's ``sensor_time_s``, unwrapped when the device's timestamp wraps
     (``time_wrap_s``, e.g. a uint32 µs clock: 4294.967296 s). The counter, where the profile
-    has one, only finds gaps.
+    has one, only finds gaps. Without a counter (Polar PMD, Movesense) a gap is a hole in device
+    time: the whole sample periods in it, ``round(hole · rate) − 1``, cause ``device_time`` (or
+    ``reconnect``), exact while the device's rate error adds up to less than half a period over the
+    hole. A hole longer than the host time that passed (the device's clock was set or reset) is
+    estimated from host time instead (cause ``restart``, not exact).
 ``counter``
     Device time = unwrapped counter / ``nominal_rate_hz``. The real rate differs from the
     nominal one by the crystal's error; the mapper's rate estimate absorbs it, so the counter
@@ -83,7 +87,7 @@ __all__ = [
 ]
 
 ClockKind = Literal["device_time", "counter", "host_rate_model"]
-GapCause = Literal["counter", "reconnect", "restart", "rate_model"]
+GapCause = Literal["counter", "reconnect", "restart", "rate_model", "device_time"]
 
 #: Device-time step that starts a new counter epoch (far beyond the mapper's ``reanchor_s``).
 RESTART_STEP_S: Final = 1.0e6
@@ -145,7 +149,8 @@ class SampleGap:
         exact: counted from the device's counter (True) or estimated from host time (False).
         cause: ``counter`` (lost in a connection), ``reconnect`` (while disconnected),
             ``restart`` (the device restarted its counter; count estimated, or exact from a
-            device clock that ran on) or ``rate_model``
+            device clock that ran on), ``device_time`` (no counter: a hole in device time within
+            a connection) or ``rate_model``
             (no counter: inferred from the arrival residual, see the module docstring).
         first_seq: unwrapped counter of the first missing sample, None without a counter.
         host_t_before: host time of the last sample before the gap (None: nothing before).
@@ -311,6 +316,17 @@ class SampleTimer:
             if self._last_seq is not None and unwrapped[0] > self._last_seq + 1:
                 gaps.append((unwrapped[0] - self._last_seq - 1, True, self._gap_cause(), self._last_seq + 1))
             self._last_seq = unwrapped[-1]
+        elif device_t is not None and self._started:
+            # No counter: the samples missing are the whole sample periods in the hole of device
+            # time, when host time agrees the device could have run that long; a device clock that
+            # leapt forward (set, or reset) instead leaves host time to estimate the count.
+            hole_s = float(device_t[0]) - self._last_device_s
+            missing = round(hole_s * self._rate) - 1
+            tolerance_s = self.mapper.params.reanchor_s + _SILENCE_RATE_TOLERANCE * elapsed_s
+            if missing > 0 and hole_s <= elapsed_s / self.mapper.rate_scale + tolerance_s:
+                gaps.append((missing, True, "reconnect" if self._reconnected else "device_time", None))
+            elif missing > 0:
+                gaps.append((round(self._expected_missing(elapsed_s, n)), False, "restart", None))
 
         if device_t is None and unwrapped is not None and kind == "counter":
             device_t = np.array(unwrapped, dtype=np.float64) * self._period_s + self._epoch_offset_s

@@ -7,15 +7,17 @@ Each :class:`DeviceEmulator` is one peripheral running one firmware profile:
 - it answers the profile's commands by parsing the bytes as the firmware would (the bytes
   ``render_command`` makes from the TOML), records every write (``FakeCharacteristic.writes``),
   and streams only when the real device does: the open profile after ``01``, MetaWear after the
-  power-mode writes (and it forgets all of it on disconnect), WitMotion and Thingy:52 as soon as
-  notifications on the data characteristic are on;
+  power-mode writes (and it forgets all of it on disconnect), Polar's ACC and GYRO each after its
+  PMD start command (stopped on disconnect), WitMotion and Thingy:52 as soon as notifications on
+  the data characteristic are on;
 - it samples the :class:`~sensorhub.sim.wearer.SimulatedWearer`'s true signals (ideal sensors,
   nominal mounting, sensor frame; turned into the device's axes through the profile's ``[axes]``)
   on its own clock, ``drift_ppm`` (50 ppm) fast against the host's, and sends a notification when
   its last sample has been taken, paced on that absolute schedule;
 - it packs the profile's packets with the encoders below: 4 samples per open-profile packet with
   counter and µs timestamp (starting 5 s before the uint32 µs clock wraps), one sample per Thingy
-  notification, 3 packed samples per MetaWear acc and gyro notification, and WitMotion's 20-byte
+  notification, 3 packed samples per MetaWear acc and gyro notification, 13-sample PMD frames
+  (delta-compressed, some raw ACC and float GYRO ones) per Polar stream, and WitMotion's 20-byte
   packets as a UART byte stream that is cut at a random place every ``split_every`` notifications
   (the tail goes out with the next one).
 
@@ -38,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import math
 import random
 import struct
@@ -59,6 +62,7 @@ __all__ = [
     "DeviceEmulator",
     "LoggedSample",
     "MetaMotionEmulator",
+    "PolarEmulator",
     "SensorhubOpenEmulator",
     "Signals",
     "ThingyEmulator",
@@ -67,6 +71,8 @@ __all__ = [
     "encode_metamotion",
     "encode_open_imu",
     "encode_open_status",
+    "encode_pmd_reply",
+    "encode_polar_frame",
     "encode_thingy_raw",
     "encode_witmotion_imu",
     "encode_witmotion_register",
@@ -149,6 +155,8 @@ def lsb(profile: str, ranges: int = 0x43) -> tuple[float, float]:
         return G_MPS2 / 1024.0, DEG_TO_RAD / 32.0
     if profile == "metamotion":
         return G_MPS2 / 4096.0, DEG_TO_RAD / 65.6
+    if profile == "polar_verity_sense":
+        return G_MPS2 / 1000.0, POLAR_GYRO_FACTOR * DEG_TO_RAD  # 1 mG; one gyro count × the start reply's factor
     raise KeyError(profile)
 
 
@@ -706,8 +714,243 @@ class MetaMotionEmulator(DeviceEmulator):
             s.sent = ok
 
 
+# ---- Polar Verity Sense (PMD) ---------------------------------------------------------------------
+# Facts from polar_verity_sense.md / sensorhub/profiles/decoders/polar.py, which cite polarofficial/
+# polar-ble-sdk, Android sources under .../api/ble/model/gatt/client/pmd/ ("pmd/" below).
+
+#: PMD measurement types (pmd/PmdMeasurementType.kt).
+POLAR_ACC: Final = 0x02
+POLAR_GYRO: Final = 0x05
+#: Control point ops and reply byte (pmd/PmdControlPointCommand.kt, pmd/PmdControlPointResponse.kt).
+_PMD_GET_SETTINGS, _PMD_START, _PMD_STOP, _PMD_REPLY = 0x01, 0x02, 0x03, 0xF0
+#: Reply status codes (PmdControlPointResponse.PmdControlPointResponseCode).
+_PMD_OK, _PMD_INVALID_OP, _PMD_NOT_SUPPORTED, _PMD_INVALID_LENGTH, _PMD_ALREADY = 0, 1, 3, 4, 6
+_PMD_INVALID_SETTING: Final = {0: 8, 1: 7, 2: 9, 4: 11}  # sample rate, resolution, range, channels
+#: Setting record value sizes, bytes (pmd/PmdSetting.kt typeToFieldSize).
+_PMD_SETTING_SIZES: Final = {0: 2, 1: 2, 2: 2, 3: 4, 4: 1, 5: 4, 6: 16}
+_PMD_FACTOR: Final = 5
+#: The gyro conversion factor the emulator's GYRO start reply carries (a FACTOR record ``05 01 <float32>``,
+#: pmd/PmdSetting.kt; pmd/BlePmdClientTest.kt "startMeasurement - success response updates factor"). The
+#: sources give no Verity Sense GYRO factor: this one (one 16-bit count of ±2000 °/s, exact in float32) is
+#: the emulator's choice, so that the factor path of the decoder runs. The ACC reply has none (issue #443).
+POLAR_GYRO_FACTOR: Final = 2000.0 / 32768.0
+#: Samples per delta block: issue #443's Verity Sense ACC frame starts with a block of 10 samples.
+_PMD_BLOCK: Final = 10
+
+
+def _pmd_width(values: Sequence[int]) -> int:
+    """Bits a two's-complement field needs for every one of ``values`` (at least 1)."""
+    return max(1, *((v if v >= 0 else -v - 1).bit_length() + 1 for v in values))
+
+
+def _pmd_compressed(samples: NDArray[np.int64], byte_width: int, *, wrap32: bool = False) -> bytes:
+    """Delta-compressed content (pmd/BlePMDClient.kt parseDeltaFramesAll): the reference sample, x y z in
+    ``byte_width`` signed LE bytes, then blocks ``<width bits> <count> <count × 3 deltas, bit-packed LSB
+    first, two's complement, padded to a byte>``; each delta adds to the previous sample. ``wrap32``:
+    the samples are float32 bit patterns, deltas taken modulo 2**32."""
+    rows = [[int(v) for v in row] for row in samples]
+    out = bytearray(b"".join(v.to_bytes(byte_width, "little", signed=True) for v in rows[0]))
+    deltas = [[b - a for a, b in zip(prev, cur, strict=True)] for prev, cur in itertools.pairwise(rows)]
+    if wrap32:
+        deltas = [[(d + 2**31) % 2**32 - 2**31 for d in row] for row in deltas]
+    for start in range(0, len(deltas), _PMD_BLOCK):
+        block = deltas[start : start + _PMD_BLOCK]
+        width = _pmd_width([d for row in block for d in row])
+        bits, pos = 0, 0
+        for row in block:
+            for d in row:
+                bits |= (d & ((1 << width) - 1)) << pos
+                pos += width
+        out += bytes([width, len(block)]) + bits.to_bytes((pos + 7) // 8, "little")
+    return bytes(out)
+
+
+def encode_polar_frame(measurement: int, timestamp_ns: int, values: F64, *, frame_type: int | None = None) -> bytes:
+    """A PMD data frame (pmd/PmdDataFrame.kt): ``<type> <timestamp uint64 LE> <frame type> <content>``.
+
+    ``timestamp_ns``: device time of the LAST sample, ns since 2000-01-01 (TimeSystemExplained.md,
+    pmd/model/PmdTimeStampUtils.kt). ``values``: (n, 3) acc m/s² or gyro rad/s, device axes.
+    Frame types (pmd/model/AccData.kt, GyrData.kt): ACC 0x81 (default: what the Verity Sense sends,
+    issues #331/#443) delta-compressed 16-bit mG, ACC 0x01 raw int16 mG; GYRO 0x80 (default)
+    delta-compressed 16-bit counts of :data:`POLAR_GYRO_FACTOR` °/s, GYRO 0x81 delta-compressed
+    float32 bit patterns of °/s ÷ the factor.
+    """
+    values = np.asarray(values, dtype=np.float64).reshape(-1, 3)
+    if measurement == POLAR_ACC:
+        frame_type = 0x81 if frame_type is None else frame_type
+        acc_lsb, _ = lsb("polar_verity_sense")
+        counts = _counts(np.clip(values, -8.0 * G_MPS2, 8.0 * G_MPS2), acc_lsb)  # ±8 g range
+        if frame_type == 0x01:
+            content = struct.pack(f"<{counts.size}h", *counts.ravel().tolist())
+        elif frame_type == 0x81:
+            content = _pmd_compressed(counts, 2)
+        else:
+            raise ValueError(f"ACC frame type 0x{frame_type:02x} is not emulated")
+    elif measurement == POLAR_GYRO:
+        frame_type = 0x80 if frame_type is None else frame_type
+        _, gyro_lsb = lsb("polar_verity_sense")
+        if frame_type == 0x80:
+            content = _pmd_compressed(_counts(values, gyro_lsb), 2)
+        elif frame_type == 0x81:
+            bits = (values / gyro_lsb).astype(np.float32).view(np.int32).astype(np.int64)
+            content = _pmd_compressed(bits, 4, wrap32=True)
+        else:
+            raise ValueError(f"GYRO frame type 0x{frame_type:02x} is not emulated")
+    else:
+        raise ValueError(f"measurement type 0x{measurement:02x} is not emulated")
+    return bytes([measurement]) + struct.pack("<Q", timestamp_ns) + bytes([frame_type]) + content
+
+
+def encode_pmd_reply(op: int, measurement: int, status: int, params: bytes = b"") -> bytes:
+    """Control point reply ``F0 <op> <measurement type> <status> <more = 0> <parameters>``
+    (pmd/PmdControlPointResponse.kt)."""
+    return bytes([_PMD_REPLY, op, measurement, status, 0]) + params
+
+
+def _pmd_records(settings: dict[int, int]) -> bytes:
+    """Setting records ``<type> <count = 1> <value LE>`` (pmd/PmdSetting.kt serializeSelected)."""
+    return b"".join(
+        bytes([kind, 1]) + value.to_bytes(_PMD_SETTING_SIZES[kind], "little") for kind, value in settings.items()
+    )
+
+
+class PolarEmulator(DeviceEmulator):
+    """Polar Verity Sense PMD firmware: ACC and GYRO streams, each after its start command; battery.
+
+    - PMD service: control point (write; replies by notification) and data (notify), Battery Level.
+    - Control point: ``01 <type>`` → settings reply; ``02 <type> <records>`` → start reply (status 0
+      only for the settings the Verity Sense offers outside SDK mode: 52 Hz, 16 bit, 8 g / 2000 °/s,
+      3 channels; PolarVeritySense.md), GYRO's with a FACTOR record (:data:`POLAR_GYRO_FACTOR`),
+      ACC's without (``F0 02 02 00 00``, issue #443); ``03 <type>`` → stop reply. Starting a running
+      stream or stopping a stopped one answers ``already in state`` (6), other measurement types
+      ``not supported`` (3): the emulator's choices of status code (PmdControlPointResponse.kt).
+    - Data: while a measurement runs, one frame per ``samples_per_notification`` samples of it, ACC
+      and GYRO in separate frames stamped with the device time of their last sample (ns since
+      2000-01-01, on the emulator's 50 ppm-fast clock, from ``CLOCK_ORIGIN_NS``). ACC frames are
+      delta-compressed (0x81), every ``raw_every``-th one raw (0x01); GYRO frames compressed 0x80,
+      every ``float_gyro_every``-th one 0x81 (float bits) — the mix is the emulator's, so that every
+      decoder path runs.
+    - Both streams run on one sample grid: the first start restarts it at its next slot, the second
+      joins at the frame being filled. A sample is logged ``sent`` when both its frames went out
+      (the source pairs the streams; one alone gives no 6-axis sample).
+    - A disconnect stops both streams (the source must send the start commands again).
+    """
+
+    profile_name = "polar_verity_sense"
+    samples_per_notification = 13  # ¼ s at 52 Hz (the real device fills MTU-sized frames: 227 bytes in #443)
+    forgets_on_disconnect = True
+    #: Measurement settings outside SDK mode, {setting type: value} (PolarVeritySense.md; types pmd/PmdSetting.kt).
+    SETTINGS: Final = {POLAR_ACC: {0: 52, 1: 16, 2: 8, 4: 3}, POLAR_GYRO: {0: 52, 1: 16, 2: 2000, 4: 3}}
+    #: 2025-01-01T00:00:00Z on PMD's epoch (2000-01-01), ns: where the device clock starts.
+    CLOCK_ORIGIN_NS: Final = (1_735_689_600 - 946_684_800) * 10**9
+
+    def __init__(
+        self, *args: object, battery_pct: int = 64, raw_every: int = 5, float_gyro_every: int = 7, **kwargs: object
+    ) -> None:
+        self.battery_pct = battery_pct
+        self.raw_every = raw_every
+        self.float_gyro_every = float_gyro_every
+        self.active: set[int] = set()
+        #: Every control point command answered: (command bytes, reply bytes).
+        self.replies: list[tuple[bytes, bytes]] = []
+        self.frames = {POLAR_ACC: 0, POLAR_GYRO: 0}
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def _services(self) -> dict[str, list[FakeCharacteristic]]:
+        g = self.gatt
+        return {
+            self.profile.service_uuids[0]: [
+                FakeCharacteristic(g["control"], ["write", "notify"], on_write=self._command),
+                FakeCharacteristic(g["data"], ["notify"]),
+            ],
+            "0000180f-0000-1000-8000-00805f9b34fb": [
+                FakeCharacteristic(g["battery"], ["read", "notify"], on_read=lambda _d, _c: bytes([self.battery_pct])),
+            ],
+        }
+
+    def starts(self, measurement: int) -> int:
+        """Start commands of ``measurement`` answered with success."""
+        return sum(
+            1 for cmd, reply in self.replies if cmd[:2] == bytes([_PMD_START, measurement]) and reply[3] == _PMD_OK
+        )
+
+    def _command(self, device: FakeDevice, _char: FakeCharacteristic, data: bytes, _with_response: bool) -> None:
+        self._watch_link()  # a (re)connection since the pacer last looked stops the streams first
+        op = data[0] if data else 0
+        measurement = data[1] if len(data) > 1 else 0
+        status, params = self._answer(op, measurement, data[2:])
+        reply = encode_pmd_reply(op, measurement, status, params)
+        self.replies.append((bytes(data), reply))
+        device.notify(self.gatt["control"], reply)
+
+    def _answer(self, op: int, measurement: int, args: bytes) -> tuple[int, bytes]:
+        if op not in (_PMD_GET_SETTINGS, _PMD_START, _PMD_STOP):
+            return _PMD_INVALID_OP, b""
+        if measurement not in self.SETTINGS:
+            return _PMD_NOT_SUPPORTED, b""  # the emulator streams ACC and GYRO only
+        settings = self.SETTINGS[measurement]
+        if op == _PMD_GET_SETTINGS:
+            return (_PMD_INVALID_LENGTH, b"") if args else (_PMD_OK, _pmd_records(settings))
+        if op == _PMD_STOP:
+            if args:
+                return _PMD_INVALID_LENGTH, b""
+            if measurement not in self.active:
+                return _PMD_ALREADY, b""
+            self.active.discard(measurement)
+            self.streaming = bool(self.active)
+            return _PMD_OK, b""
+        requested: dict[int, int] = {}
+        offset = 0
+        while offset < len(args):
+            if offset + 2 > len(args):
+                return _PMD_INVALID_LENGTH, b""
+            kind, count = args[offset], args[offset + 1]
+            size = _PMD_SETTING_SIZES.get(kind)
+            if size is None or count != 1 or offset + 2 + size > len(args):
+                return _PMD_INVALID_LENGTH, b""
+            requested[kind] = int.from_bytes(args[offset + 2 : offset + 2 + size], "little")
+            offset += 2 + size
+        for kind, value in requested.items():
+            if kind in settings and value != settings[kind]:
+                return _PMD_INVALID_SETTING[kind], b""
+        if measurement in self.active:
+            return _PMD_ALREADY, b""
+        if not self.active:
+            self._restart(discard=False)  # sampling starts at the next slot of the grid
+        self.active.add(measurement)
+        self.streaming = True
+        if measurement == POLAR_GYRO:
+            return _PMD_OK, bytes([_PMD_FACTOR, 1]) + struct.pack("<f", POLAR_GYRO_FACTOR)
+        return _PMD_OK, b""
+
+    def on_link_lost(self) -> None:
+        self.active.clear()
+        self.streaming = False
+
+    def _emit(self, ks: Sequence[int]) -> None:
+        taken = self._take(ks)
+        acc, gyro = self._values(ks)
+        timestamp_ns = self.CLOCK_ORIGIN_NS + round(taken[-1].device_us * 1000)  # the LAST sample's time
+        ok = {POLAR_ACC: False, POLAR_GYRO: False}
+        for measurement, values in ((POLAR_ACC, acc), (POLAR_GYRO, gyro)):
+            if measurement not in self.active:
+                continue
+            self.frames[measurement] += 1
+            n = self.frames[measurement]
+            if measurement == POLAR_ACC:
+                frame_type = 0x01 if self.raw_every and n % self.raw_every == 0 else 0x81
+            else:
+                frame_type = 0x81 if self.float_gyro_every and n % self.float_gyro_every == 0 else 0x80
+            ok[measurement] = self._notify_data(
+                encode_polar_frame(measurement, timestamp_ns, values, frame_type=frame_type)
+            )
+        for s in taken:
+            s.sent = ok[POLAR_ACC] and ok[POLAR_GYRO]
+
+
 _EMULATORS: Final[dict[str, type[DeviceEmulator]]] = {
-    cls.profile_name: cls for cls in (SensorhubOpenEmulator, WitmotionEmulator, ThingyEmulator, MetaMotionEmulator)
+    cls.profile_name: cls
+    for cls in (SensorhubOpenEmulator, WitmotionEmulator, ThingyEmulator, MetaMotionEmulator, PolarEmulator)
 }
 
 
