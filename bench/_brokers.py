@@ -1,4 +1,5 @@
-"""Brokers for the benchmarks: a private mosquitto on a free loopback port (never the system one)."""
+"""Brokers for the benchmarks: a private mosquitto on a free loopback port (never the system one), and the
+embedded amqtt broker in this process, as ``sensorhub demo`` runs it."""
 
 from __future__ import annotations
 
@@ -42,3 +43,12 @@ async def mosquitto(directory: Path) -> AsyncIterator[int]:
     finally:
         proc.kill()
         await proc.wait()
+
+
+@contextlib.asynccontextmanager
+async def embedded() -> AsyncIterator[int]:
+    """The embedded broker (amqtt, MQTT 3.1.1) on a free loopback port in this process; yields its port."""
+    from sensorhub.mqtt.broker import EmbeddedBroker
+
+    async with EmbeddedBroker(HOST, free_port(), fallback_to_free_port=False) as broker:
+        yield broker.port

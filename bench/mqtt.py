@@ -31,13 +31,11 @@ import aiomqtt
 import numpy as np
 
 from sensorhub.config import MqttConfig, MqttProtocol
-from sensorhub.mqtt.broker import EmbeddedBroker
 from sensorhub.mqtt.outbox import Outbox
 from sensorhub.mqtt.publisher import MqttPublisher
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _brokers import HOST
-from _brokers import free_port as _free_port
+from _brokers import HOST, embedded
 from _brokers import mosquitto as _mosquitto
 
 ANGLES = {"thoracic_flexion_deg": 12.3, "lumbar_flexion_deg": 4.5, "trunk_flexion_deg": 15.0, "pelvis_tilt_deg": -2.0}
@@ -45,8 +43,8 @@ ANGLES = {"thoracic_flexion_deg": 12.3, "lumbar_flexion_deg": 4.5, "trunk_flexio
 
 @contextlib.asynccontextmanager
 async def _amqtt(directory: Path) -> AsyncIterator[int]:
-    async with EmbeddedBroker(HOST, _free_port(), fallback_to_free_port=False) as broker:
-        yield broker.port
+    async with embedded() as port:
+        yield port
 
 
 @contextlib.asynccontextmanager

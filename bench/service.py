@@ -12,6 +12,8 @@ Prints one JSON object:
   the moment the source handed out its notification, the latest over the sensors. The published
   angles are not low-pass filtered (the alert path's filter is in docs/pipeline.md), so the stated
   filter delay of this path is 0 ms. Target (issue 7): p99 ≤ 25 ms + filter delay.
+- ``latency_ms_embedded_broker``: the same through the embedded amqtt broker (MQTT 3.1.1) running
+  in the service's own process and event loop, as ``sensorhub demo`` runs it.
 - ``cpu``: the service's CPU time (all threads: pipeline, posture, recorder, MQTT at the default
   10 Hz) per wall second, streaming in real time with 1, 2 and 3 sensors, in percent of one core,
   and per sensor. The wearer's notifications are made before the clock starts and handed out on
@@ -57,7 +59,7 @@ from sensorhub.sim.wearer import WearerConfig as SimWearerConfig
 from sensorhub.sources.simulator import SimulatorSource, iter_batches
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _brokers import HOST, mosquitto
+from _brokers import HOST, embedded, mosquitto
 
 PLACEMENTS = ("upper_thoracic", "thoracolumbar", "sacral")
 
@@ -81,7 +83,9 @@ SUBSCRIBER = textwrap.dedent(
 )
 
 
-def _config(directory: Path, port: int | None, placements: tuple[str, ...], publish_rate_hz: float = 10.0) -> Config:
+def _config(
+    directory: Path, port: int | None, placements: tuple[str, ...], publish_rate_hz: float = 10.0, protocol: str = "5"
+) -> Config:
     raw: dict[str, object] = {
         "wearer": {"id": "bench"},
         "source": {"kind": "simulator", "scenario": "desk_session", "speed": 1.0},
@@ -89,7 +93,12 @@ def _config(directory: Path, port: int | None, placements: tuple[str, ...], publ
         "storage": {"path": str(directory / f"sessions-{time.monotonic_ns()}.db")},
     }
     if port is not None:
-        raw["mqtt"] = {"url": f"mqtt://{HOST}:{port}", "publish_rate_hz": publish_rate_hz, "discovery": False}
+        raw["mqtt"] = {
+            "url": f"mqtt://{HOST}:{port}",
+            "publish_rate_hz": publish_rate_hz,
+            "discovery": False,
+            "protocol": protocol,
+        }
     return parse_config(raw)
 
 
@@ -138,8 +147,8 @@ async def _run_for(config: Config, calibration: RigCalibration, seconds: float, 
     return service, cpu
 
 
-async def _latency(directory: Path, port: int, seconds: float) -> dict[str, object]:
-    config = _config(directory, port, PLACEMENTS, publish_rate_hz=50.0)
+async def _latency(directory: Path, port: int, seconds: float, protocol: str = "5") -> dict[str, object]:
+    config = _config(directory, port, PLACEMENTS, publish_rate_hz=50.0, protocol=protocol)
     calibration = await _calibration(config)
     received = directory / "received.txt"
     sub = await asyncio.create_subprocess_exec(
@@ -155,7 +164,8 @@ async def _latency(directory: Path, port: int, seconds: float) -> dict[str, obje
     finally:
         sub.terminate()
         await sub.wait()
-    return _latencies(received, source, service.epoch_offset_s)  # type: ignore[attr-defined]
+    period_s = 1.0 / config.pipeline.output_rate_hz
+    return _latencies(received, source, service.epoch_offset_s, period_s)  # type: ignore[attr-defined]
 
 
 async def _cpu(directory: Path, port: int, seconds: float) -> dict[str, object]:
@@ -175,16 +185,19 @@ async def _cpu(directory: Path, port: int, seconds: float) -> dict[str, object]:
     return out
 
 
-def _latencies(received: Path, source: _TimedReplay, epoch_offset_s: float) -> dict[str, object]:
+def _latencies(received: Path, source: _TimedReplay, epoch_offset_s: float, period_s: float) -> dict[str, object]:
     stamps = {p: np.array(v) for p, v in source.stamps.items()}
     lat = []
     for line in received.read_text().splitlines():
         recv_s, payload = line.split(" ", 1)
-        t = json.loads(payload)["t"] - epoch_offset_s
+        # The payload's t is epoch seconds rounded to 1 ms; the rig's grid instants are whole
+        # multiples of its period on the session clock, so the exact instant is the nearest one.
+        t = round((json.loads(payload)["t"] - epoch_offset_s) / period_s) * period_s
         entered = -math.inf
         for arr in stamps.values():
-            # The first notification holding a sample at or after t (payload t is rounded to 1 ms).
-            i = int(np.searchsorted(arr[:, 0], t - 1e-3))
+            # The first notification holding a sample at or after t: the rig emits t once every
+            # sensor has reached it (a sample just before t does not do; see SpineRig.process).
+            i = int(np.searchsorted(arr[:, 0], t - 1e-9))
             if i >= len(arr):
                 entered = math.nan
                 break
@@ -194,6 +207,7 @@ def _latencies(received: Path, source: _TimedReplay, epoch_offset_s: float) -> d
     a = np.array(lat[50:])  # after the first second
     return {
         "messages": len(a),
+        "min": round(float(a.min()), 2),  # < 0 would mean the instant was matched to the wrong samples
         "p50": round(float(np.percentile(a, 50)), 2),
         "p99": round(float(np.percentile(a, 99)), 2),
         "max": round(float(a.max()), 2),
@@ -266,13 +280,17 @@ async def _main(args: argparse.Namespace) -> dict[str, object]:
     }
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
+        seconds = 10.0 if args.quick else args.seconds
         async with mosquitto(directory) as port:
-            seconds = 10.0 if args.quick else args.seconds
             if args.only in (None, "latency"):
                 out["latency_ms"] = await _latency(directory, port, seconds)
                 out["cpu"] = await _cpu(directory, port, seconds)
             if args.only in (None, "memory"):
                 out["memory"] = await _memory(directory, port, 2.0 if args.quick else args.hours)
+        if args.only in (None, "latency"):
+            # The out-of-the-box default: the embedded broker in the service's own process and loop.
+            async with embedded() as port:
+                out["latency_ms_embedded_broker"] = await _latency(directory, port, seconds, protocol="3.1.1")
     return out
 
 
