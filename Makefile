@@ -54,7 +54,7 @@ bench: $(STAMP)
 
 ## make soak: 10 min of one wearer on three emulated BLE sensors with faults injected; checks delivery and leaks.
 soak: $(STAMP)
-	$(BIN)/python bench/soak.py
+	$(BIN)/python bench/soak.py --page --out bench/soak-results.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache out

@@ -796,9 +796,18 @@ def _check_loss(
                 )
             entry["missing_on_air"] = f.detail.get("missing_on_air", {}).get(placement)
             per_fault.append(entry)
-    unmarked = [e for e in per_fault if not e.get("hole_s") or not e.get("link_loss_recorded")]
+    # A reconnect quicker than a hole (fewer than HOLE_S of samples lost on the air) leaves none to see.
+    short = HOLE_S * RATE_HZ
+    unmarked = [
+        e
+        for e in per_fault
+        if not e.get("link_loss_recorded") or (not e.get("hole_s") and (e.get("missing_on_air") or 0) >= short)
+    ]
     value = {"unexplained_holes": unexplained, "link_faults_without_hole_or_event": unmarked}
-    limit = f"holes ≥ {HOLE_S:g} s only in link-fault windows; each link fault leaves a hole and a sensor_links record"
+    limit = (
+        f"holes ≥ {HOLE_S:g} s only in link-fault windows; each link fault leaves a sensor_links record, and a "
+        f"hole unless under {HOLE_S:g} s was lost on the air"
+    )
     return check(value, not unexplained and not unmarked, limit), per_fault
 
 
@@ -1051,6 +1060,97 @@ def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
+# ---- the page -------------------------------------------------------------------------------------
+
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
+PAGE_BEGIN, PAGE_END = "<!-- soak:begin -->", "<!-- soak:end -->"
+
+
+def _seconds(values: list[Json]) -> str:
+    got = [f"{v:.2f}" for v in values if isinstance(v, int | float)]
+    missing = sum(1 for v in values if not isinstance(v, int | float))
+    text = ", ".join(got) if got else "—"
+    return text + (f" ({missing} never)" if missing else "") + (" s" if got else "")
+
+
+def _measured(name: str, value: Json) -> str:
+    """One check's measured value in a table cell."""
+    if name == "sessions":
+        lost = value.get("killed_session_lost_s", {})
+        text = " / ".join(value.get("statuses", []))
+        if lost:
+            text += f"; lost at the kill: {min(lost.values()):.2f}–{max(lost.values()):.2f} s per sensor"
+        return text + "".join(f"; {p}" for p in value.get("problems", []))
+    if name == "loss_only_in_fault_windows":
+        return (
+            f"{len(value['unexplained_holes'])} holes outside fault windows; "
+            f"{len(value['link_faults_without_hole_or_event'])} link faults without a hole or a record"
+        )
+    if name == "alerts_exactly_once_in_order":
+        return (
+            f"{value['expected_from_store']} stored as sent ({value['episodes']} episodes); {value['received']} "
+            f"received, {value['duplicates_removed']} duplicates removed, {len(value['missing'])} missing, "
+            f"{len(value['unexplained_extra'])} unknown, {len(value['order_problems'])} out of order, "
+            f"{len(value['unpaired'])} unpaired"
+        )
+    if name == "memory_flat" and isinstance(value, dict):
+        return (
+            f"{value['rss_after_warmup_mb']} MB after warm-up → {value['rss_end_mb']} MB at the end "
+            f"({value['growth_pct']:+.1f} %; trend {value['trend_mb_per_min']} MB/min)"
+        )
+    if name == "no_fd_leak" and isinstance(value, dict):
+        return f"{value['fds_after_warmup']} → {value['fds_end']} (range {value['fds_min_max']})"
+    if name == "no_task_leak" and isinstance(value, dict):
+        problems = value["log_problems"]
+        return f"threads {value['threads_after_warmup']} → {value['threads_end']}; log: {problems or 'clean'}"
+    if name == "clean_stop" and isinstance(value, dict):
+        return f"exit {value.get('exit')} in {value.get('seconds', math.nan):.2f} s"
+    if name == "dashboard" and isinstance(value, dict):
+        return f"{value['polls']} polls, {len(value['failed'])} failed; wearer listed: {value['wearer_listed_at_end']}"
+    return json.dumps(value, ensure_ascii=False)[:160]
+
+
+def page_block(report: dict[str, Json]) -> str:
+    """The markdown written between the markers in docs/reliability.md."""
+    verdict = "**all checks passed**" if report["ok"] else f"**failed: {', '.join(report['failed'])}**"
+    head = (
+        f"Latest `make soak` run: {report['date']}, {report['minutes']:g} min "
+        f"({report['wall_s']:.0f} s of wall time with set-up), {os.cpu_count()} CPUs: {verdict}."
+    )
+    rows = ["| check | ok | measured | passes when |", "|---|---|---|---|"]
+    for name, c in report["checks"].items():
+        ok = "yes" if c["ok"] else "**no**"
+        rows.append(f"| {name.replace('_', ' ')} | {ok} | {_measured(name, c['value'])} | {c['limit']} |")
+    rec = report.get("reconnect_s", [])
+
+    def of(kind: str) -> list[Json]:
+        return [r["seconds"] for r in rec if r["fault"] == kind]
+
+    holes = [e.get("hole_s") for e in report.get("links", []) if e["fault"] == "link_drop"]
+    figures = [
+        "| figure | value |",
+        "|---|---|",
+        f"| reconnect after a link drop (fault → data again) | {_seconds(of('link_drop'))} |",
+        f"| stall ended → data | {_seconds(of('stall'))} |",
+        f"| bluetoothd back → data | {_seconds(of('bluetoothd_vanish'))} |",
+        f"| restart after `kill -9` → data | {_seconds(of('sigkill_restart'))} |",
+        "| broker back → angles at the subscriber | "
+        + _seconds([b["angles_at_subscriber_after_s"] for b in report.get("broker_restarts", [])])
+        + " |",
+        f"| hole in the stored data per link drop | {_seconds(holes)} |",
+    ]
+    return head + "\n\n" + "\n".join(rows) + "\n\n" + "\n".join(figures)
+
+
+def write_page(report: dict[str, Json], page: Path = PAGE) -> None:
+    """Put :func:`page_block` between the markers of ``page`` (the rest of it is kept)."""
+    text = page.read_text()
+    if PAGE_BEGIN not in text or PAGE_END not in text:
+        raise SystemExit(f"{page}: the markers {PAGE_BEGIN} / {PAGE_END} are missing")
+    block = f"{PAGE_BEGIN}\n{page_block(report)}\n{PAGE_END}"
+    page.write_text(text[: text.index(PAGE_BEGIN)] + block + text[text.index(PAGE_END) + len(PAGE_END) :])
+
+
 # ---- main -----------------------------------------------------------------------------------------
 
 
@@ -1059,6 +1159,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0, help="wall time of the soak (default 10)")
     parser.add_argument("--quick", action="store_true", help="3 minutes (a smoke run)")
     parser.add_argument("--out", type=Path, help="also write the JSON report here")
+    parser.add_argument(
+        "--page", action="store_true", help="write the checks and figures into docs/reliability.md (make soak does)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the run's directory (store, logs) and say where")
     parser.add_argument(
         "--links-survive-kill",
@@ -1130,6 +1233,9 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
         if args.out is not None:
             args.out.write_text(text + "\n")
+        if args.page:
+            write_page(report)
+            print(f"wrote {PAGE}", file=sys.stderr)
         return 0 if ok else 1
     finally:
         if not args.keep:
