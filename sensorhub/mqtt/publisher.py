@@ -793,15 +793,8 @@ class MqttPublisher:
                 )
             return _Failure(f"{where} refused the connection: {_reason_text(exc.rc)}", REFUSED_BACKOFF)
         cause = _root_cause(exc)
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            reason = cause.verify_message or cause.reason or str(cause)
-            return _Failure(
-                f"TLS certificate verify failed for {where}: {reason} "
-                "(check mqtt.ca_file and the host name in mqtt.url)",
-                REFUSED_BACKOFF,
-            )
-        if isinstance(cause, ssl.SSLError):
-            return _Failure(f"TLS handshake with {where} failed: {_ssl_reason(cause)}", REFUSED_BACKOFF)
+        if (tls := _tls_failure(cause, where)) is not None:
+            return tls
         if connected_s is not None:
             if isinstance(cause, aiomqtt.MqttCodeError) and _reason_value(cause.rc) == _RC_UNSPECIFIED:
                 # paho reports a socket that closed (broker gone, network down) as "Unspecified error".
@@ -812,15 +805,33 @@ class MqttPublisher:
                 reason = _describe(cause)
             lost = f"MQTT connection to {self._config.url} lost: {reason}"
             return _Failure(lost, RECONNECT_BACKOFF, connected_s)
-        if isinstance(cause, ConnectionRefusedError):
-            return _Failure(f"{where} refused the TCP connection (is the broker running?)", RECONNECT_BACKOFF)
-        if isinstance(cause, socket.gaierror):
-            return _Failure(
-                f"cannot resolve the host of the {where}: {cause.strerror or cause} (check mqtt.url)", RECONNECT_BACKOFF
-            )
-        if isinstance(cause, TimeoutError) or "timed out" in str(cause):
-            return _Failure(f"{where} did not accept the TCP connection in time", RECONNECT_BACKOFF)
-        return _Failure(f"cannot connect to the {where}: {_describe(cause)}", RECONNECT_BACKOFF)
+        return _transport_failure(cause, where)
+
+
+def _tls_failure(cause: BaseException, where: str) -> _Failure | None:
+    """A failed TLS handshake as one line to act on (the publisher's and the subscriber's); None otherwise."""
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        reason = cause.verify_message or cause.reason or str(cause)
+        return _Failure(
+            f"TLS certificate verify failed for {where}: {reason} (check mqtt.ca_file and the host name in mqtt.url)",
+            REFUSED_BACKOFF,
+        )
+    if isinstance(cause, ssl.SSLError):
+        return _Failure(f"TLS handshake with {where} failed: {_ssl_reason(cause)}", REFUSED_BACKOFF)
+    return None
+
+
+def _transport_failure(cause: BaseException, where: str) -> _Failure:
+    """A connection that never reached MQTT (refused, unresolvable, timed out, anything else)."""
+    if isinstance(cause, ConnectionRefusedError):
+        return _Failure(f"{where} refused the TCP connection (is the broker running?)", RECONNECT_BACKOFF)
+    if isinstance(cause, socket.gaierror):
+        return _Failure(
+            f"cannot resolve the host of the {where}: {cause.strerror or cause} (check mqtt.url)", RECONNECT_BACKOFF
+        )
+    if isinstance(cause, TimeoutError) or "timed out" in str(cause):
+        return _Failure(f"{where} did not accept the TCP connection in time", RECONNECT_BACKOFF)
+    return _Failure(f"cannot connect to the {where}: {_describe(cause)}", RECONNECT_BACKOFF)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,18 +22,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Final
 
 import aiomqtt
 
 from sensorhub.config import MqttConfig
 from sensorhub.errors import ConfigError, SinkError
-from sensorhub.mqtt.backoff import Backoff
 from sensorhub.mqtt.publisher import (
     OPERATION_TIMEOUT_S,
     RECONNECT_BACKOFF,
@@ -44,6 +41,7 @@ from sensorhub.mqtt.publisher import (
     _as_bytes,
     _close,
     _describe,
+    _Failure,
     _host_port,
     _is_aiomqtt_timeout,
     _load_credentials,
@@ -53,7 +51,8 @@ from sensorhub.mqtt.publisher import (
     _reason_value,
     _root_cause,
     _SetupError,
-    _ssl_reason,
+    _tls_failure,
+    _transport_failure,
 )
 from sensorhub.mqtt.topics import Topics
 
@@ -75,13 +74,6 @@ INCOMING_QUEUE_MAX: Final = 1000
 # CONNACK reason codes (MQTT 5.0 §3.2.2.2; paho maps the 3.1.1 return codes 1-5 onto them).
 _RC_BAD_USERNAME_OR_PASSWORD: Final = 0x86
 _RC_NOT_AUTHORIZED: Final = 0x87
-
-
-@dataclass(frozen=True, slots=True)
-class _Failure:
-    message: str
-    backoff: Backoff
-    connected_s: float | None = None
 
 
 class MqttSubscriber:
@@ -267,22 +259,9 @@ class MqttSubscriber:
                 f"{where} accepted the connection but sent no CONNACK within {CONNECT_TIMEOUT_S:g} s", RECONNECT_BACKOFF
             )
         cause = _root_cause(exc)
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            reason = cause.verify_message or cause.reason or str(cause)
-            return _Failure(
-                f"TLS certificate verify failed for {where}: {reason} "
-                "(check mqtt.ca_file and the host name in the URL)",
-                REFUSED_BACKOFF,
-            )
-        if isinstance(cause, ssl.SSLError):
-            return _Failure(f"TLS handshake with {where} failed: {_ssl_reason(cause)}", REFUSED_BACKOFF)
+        if (tls := _tls_failure(cause, where)) is not None:
+            return tls
         if connected_s is not None:
             reason = "the connection closed" if isinstance(cause, aiomqtt.MqttCodeError) else _describe(cause)
             return _Failure(f"MQTT connection to {self._config.url} lost: {reason}", RECONNECT_BACKOFF, connected_s)
-        if isinstance(cause, ConnectionRefusedError):
-            return _Failure(f"{where} refused the TCP connection (is the broker running?)", RECONNECT_BACKOFF)
-        if isinstance(cause, socket.gaierror):
-            return _Failure(f"cannot resolve the host of the {where}: {cause.strerror or cause}", RECONNECT_BACKOFF)
-        if isinstance(cause, TimeoutError) or "timed out" in str(cause):
-            return _Failure(f"{where} did not accept the TCP connection in time", RECONNECT_BACKOFF)
-        return _Failure(f"cannot connect to the {where}: {_describe(cause)}", RECONNECT_BACKOFF)
+        return _transport_failure(cause, where)
