@@ -260,7 +260,7 @@ class MqttPublisher:
         self._active_protocol: MqttProtocol | None = None
         self._v5_confirmed = False  # a CONNACK timeout no longer means "no MQTT 5" once v5 worked
         self._ever_connected = False
-        self._warned_password_without_user = False
+        self._credentials = _Credentials(config)
 
         self._angles: deque[tuple[float, bytes]] = deque(maxlen=ANGLES_QUEUE_MAX)
         self._angles_ready = asyncio.Event()
@@ -520,14 +520,6 @@ class MqttPublisher:
             # and kept the cancellation pending; honour it.
             raise asyncio.CancelledError
         return failure
-
-    def _credentials(self) -> tuple[str | None, ssl.SSLContext | None]:
-        """Password and TLS context, read from their files at every attempt (runs in a thread)."""
-        password, context = _load_credentials(self._config)
-        if password is not None and self._config.username is None and not self._warned_password_without_user:
-            self._warned_password_without_user = True
-            log.warning("MQTT: a password is configured without mqtt.username; it is not sent")
-        return password, context
 
     def _password_source(self) -> str:
         if self._config.password_file is not None:
@@ -1005,6 +997,22 @@ def _force_close(client: aiomqtt.Client) -> None:
     disconnected = client._disconnected  # aiomqtt keeps the disconnect error only there
     if disconnected.done() and not disconnected.cancelled():
         disconnected.exception()  # retrieved, so asyncio does not log "never retrieved"
+
+
+class _Credentials:
+    """Password and TLS context, read from their files at every attempt (call it in a thread); warns
+    once that a password without ``mqtt.username`` is not sent. The publisher's and the subscriber's."""
+
+    def __init__(self, config: MqttConfig) -> None:
+        self._config = config
+        self._warned_password_without_user = False
+
+    def __call__(self) -> tuple[str | None, ssl.SSLContext | None]:
+        password, context = _load_credentials(self._config)
+        if password is not None and self._config.username is None and not self._warned_password_without_user:
+            self._warned_password_without_user = True
+            log.warning("MQTT: a password is configured without mqtt.username; it is not sent")
+        return password, context
 
 
 def _load_credentials(config: MqttConfig) -> tuple[str | None, ssl.SSLContext | None]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import ssl
 import time
 from collections.abc import Callable, Sequence
 from typing import Final
@@ -40,11 +39,11 @@ from sensorhub.mqtt.publisher import (
     STABLE_CONNECTION_S,
     _as_bytes,
     _close,
+    _Credentials,
     _describe,
     _Failure,
     _host_port,
     _is_aiomqtt_timeout,
-    _load_credentials,
     _open,
     _publish,
     _reason_text,
@@ -108,7 +107,7 @@ class MqttSubscriber:
         self._rng = rng if rng is not None else random.Random()
         self._where = f"MQTT broker {_host_port(config.host, config.port)}"
         self._client: aiomqtt.Client | None = None
-        self._warned_password_without_user = False
+        self._credentials = _Credentials(config)
         self.last_error: str | None = None
 
     def __repr__(self) -> str:
@@ -226,14 +225,6 @@ class MqttSubscriber:
             self._client = None
             client.timeout = SHUTDOWN_TIMEOUT_S  # bounds the DISCONNECT, also on cancellation
             await _close(client)
-
-    def _credentials(self) -> tuple[str | None, ssl.SSLContext | None]:
-        """Password and TLS context, read at every attempt (runs in a thread); as the publisher's."""
-        password, context = _load_credentials(self._config)
-        if password is not None and self._config.username is None and not self._warned_password_without_user:
-            self._warned_password_without_user = True
-            log.warning("MQTT: a password is configured without mqtt.username; it is not sent")
-        return password, context
 
     def _explain(self, exc: BaseException, connected_at: float | None) -> _Failure:
         """One line a person can act on, never the password."""
