@@ -765,3 +765,19 @@ async def test_mutual_tls_without_a_client_certificate_says_so(
     )
     assert not [m for m in messages_text(caplog) if "using MQTT 3.1.1" in m]  # not mistaken for "no MQTT 5"
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_a_password_without_a_user_is_read_not_sent_and_warned_about_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sensorhub.mqtt.publisher import _Credentials
+
+    password_file = tmp_path / "password"
+    password_file.write_text("secret\n")
+    credentials = _Credentials(make_config("mqtt://127.0.0.1:1883", password_file=password_file))
+    with caplog.at_level(logging.WARNING, logger="sensorhub.mqtt.publisher"):
+        assert credentials() == ("secret", None)
+        assert credentials() == ("secret", None)  # read again at every attempt
+    warnings = [r for r in caplog.records if "without mqtt.username" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "secret" not in caplog.text
