@@ -11,15 +11,18 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Reinstall when the project's dependency list changes.
-$(STAMP): pyproject.toml | $(BIN)/python
+# The optional C kernel of the streaming pipeline, compiled by every (editable) install.
+KERNEL := hatch_build.py sensorhub/pipeline/_kernel.c
+
+# Reinstall when the project's dependency list or the C kernel changes.
+$(STAMP): pyproject.toml $(KERNEL) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 venv: $(STAMP)
 
 # The demo needs the embedded broker, the report plots and the dashboard, not the test tools.
-$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+$(DEMO_STAMP): pyproject.toml $(KERNEL) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[broker,report,dashboard]'
 	touch $(DEMO_STAMP)
 

@@ -529,6 +529,7 @@ class _StreamEstimator:
         self._rest_acc_sq = ((GRAVITY_MPS2 - s.rest_acc_mps2) ** 2, (GRAVITY_MPS2 + s.rest_acc_mps2) ** 2)
         self._acc_clear_sq = (_CLEAR * s.saturation_fraction * s.acc_range_mps2) ** 2
         self._gyro_clear_sq = (_CLEAR * s.saturation_fraction * s.gyro_range_radps) ** 2
+        self._fast_params: tuple[tuple[float, float, list[float]], tuple[float, ...]] | None = None
 
     # -- public -------------------------------------------------------------------------------
 
@@ -736,6 +737,64 @@ class _StreamEstimator:
             prev = ti
 
         up = self._fuse(acc, gyro, None, None, (min(acc_sq), max(acc_sq)))
+        self.commit_fast(tl, steps, (recent + steps)[m:], last_motion, last_seq, acc, gyro)
+        return EstimatorOutput(t, up, np.array(rest, dtype=bool))
+
+    # -- the fast walk's parts, for the C kernel (sensorhub/pipeline/kernel.py) --------------------
+
+    def fast_state(self, m: int) -> tuple[int | None, float, float, list[float]] | None:
+        """What the kernel's checks of a plain batch of ``m`` samples start from: (last counter, last
+        time, last motion time, the carried rate window); None when the batch must take
+        :meth:`process` (not started, a pending re-initialisation, or a period block closing inside)."""
+        if not self._started or self._pending_reinit or m > self._fit.block_len - self._fit.count:
+            return None
+        return self._last_seq, self._last_t, self._last_motion_t, self._recent_steps
+
+    def fast_params(self) -> tuple[float, ...]:
+        """The estimator's 13 values of the kernel's front parameters (seed bias, period, rate
+        tolerance, step and saturation limits, rest thresholds); a new tuple when any changed."""
+        key = (self._period, self._gyro_clear_sq, self._seed_bias_list)
+        cached = self._fast_params
+        if cached is None or cached[0][:2] != key[:2] or cached[0][2] is not key[2]:
+            s = self.stream
+            tol = s.rate_change_tolerance
+            values = (
+                *self._seed_bias_list,
+                self._period,
+                1.0 - tol,
+                1.0 + tol,
+                1.5 * self._period,
+                self._acc_clear_sq,
+                self._gyro_clear_sq,
+                self._rest_gyro_sq,
+                *self._rest_acc_sq,
+                s.rest_min_s,
+            )
+            cached = self._fast_params = (key, values)
+        return cached[1]
+
+    def fuse_fast(self, acc: FloatArray, gyro: FloatArray, acc_sq_range: tuple[float, float]) -> FloatArray:
+        """Fuse a plain batch the kernel checked: VQF's (M, 4) quaternions, or (M, 3) up vectors."""
+        return self._fuse_raw(acc, gyro, acc_sq_range)
+
+    def _fuse_raw(self, acc: FloatArray, gyro: FloatArray, acc_sq_range: tuple[float, float]) -> FloatArray:
+        return self._fuse(acc, gyro, None, None, acc_sq_range)
+
+    def commit_fast(
+        self,
+        tl: list[float],
+        steps: list[float],
+        window: list[float],
+        last_motion: float,
+        last_seq: int | None,
+        acc: FloatArray,
+        gyro: FloatArray,
+    ) -> None:
+        """Take a fused plain batch into the stream state: sample count, period block, rate window,
+        last sample; closes the period block when it is full (and rebuilds the filter if the period
+        moved)."""
+        m = len(tl)
+        fit = self._fit
         self._last_motion_t = last_motion
         n0 = self._n
         self._n = n0 + m
@@ -744,14 +803,13 @@ class _StreamEstimator:
         if not fit.fitted:
             fit.step_parts.append(steps)
         fit.count += m
-        self._recent_steps = (recent + steps)[m:]
-        self._last_t = prev
+        self._recent_steps = window
+        self._last_t = tl[-1]
         self._last_seq = last_seq
         self._last_acc = acc[-1].copy()
         self._last_gyro = gyro[-1].copy()
         if fit.count >= fit.block_len and self._close_block():
             self._set_filter_period(self._period)
-        return EstimatorOutput(t, up, np.array(rest, dtype=bool))
 
     # -- the general walk -------------------------------------------------------------------------
 
@@ -1151,8 +1209,16 @@ class VqfEstimator(_StreamEstimator):
             # VQF skips the accelerometer update (and its bias step) for an all-zero sample.
             a = a.copy()
             a[~acc_ok] = 0.0
-        out = self._vqf.updateBatch(np.ascontiguousarray(gyro, dtype=np.float64), a)
-        return _up_from_quat(out["quat6D"])
+        return _up_from_quat(self._vqf.updateBatch(np.ascontiguousarray(gyro, dtype=np.float64), a)["quat6D"])
+
+    def _fuse_raw(self, acc: FloatArray, gyro: FloatArray, acc_sq_range: tuple[float, float]) -> FloatArray:
+        """As :meth:`_fuse` for a plain batch (contiguous float64, no sample dropped), but VQF's
+        quaternions: the kernel takes the up vector from them."""
+        gate = self._gate_sq
+        if gate is not None and not gate[0] <= acc_sq_range[0] <= acc_sq_range[1] <= gate[1]:
+            return self._fuse(acc, gyro, None, None, acc_sq_range)  # up vectors, with the gated samples zeroed
+        quat: FloatArray = self._vqf.updateBatch(gyro, acc)["quat6D"]
+        return quat
 
     def _set_filter_period(self, period_s: float) -> None:
         """Rebuild VQF at a new sample period, carrying its state.

@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from types import ModuleType
 
 import numpy as np
 from scipy import signal
 
 from sensorhub.errors import InputError
 from sensorhub.model import GRAVITY_MPS2, FloatArray, ImuBatch, Placement, SensorAngles, SpineFrame
+from sensorhub.pipeline import kernel
 from sensorhub.pipeline.calibration import (
     RigCalibration,
     SensorCalibration,
     inclination_basis,
     inclination_from_basis,
 )
-from sensorhub.pipeline.orientation import Estimator, make_estimator
+from sensorhub.pipeline.orientation import Estimator, _StreamEstimator, make_estimator
 from sensorhub.pipeline.rig import Rig, RigSettings
 
 __all__ = ["MovementMeter", "SensorPipeline", "SpinePipeline", "concat_frames"]
@@ -62,6 +64,16 @@ class SwivelGate:
         self._a = np.array([1.0, alpha - 1.0])
         self._zi: FloatArray | None = None
         self.gated_samples = 0
+
+    @property
+    def alpha(self) -> float:
+        """Coefficient of the vertical's low-pass (``y = αx + (1 − α)y``)."""
+        return float(self._b[0])
+
+    @property
+    def zi(self) -> FloatArray | None:
+        """The low-pass state (1, 3); None before the first sample. The C kernel advances it in place."""
+        return self._zi
 
     def process(self, acc_mps2: FloatArray, gyro_radps: FloatArray) -> FloatArray:
         """Gyro with swivel rotations projected onto the vertical."""
@@ -159,15 +171,19 @@ class MovementMeter:
         self.alpha = 1.0 - math.exp(-self.step / (tau_s * sample_rate_hz))
         self._b = np.array([self.alpha])
         self._a = np.array([1.0, self.alpha - 1.0])
-        self._y: float | None = None  # filter state; None until the first finite value
-        self._count = 0  # samples seen
+        self.state: float | None = None  # filter state (mean square); None until the first finite value
+        self.count = 0  # samples seen
+        # The C kernel's parameters (_kernel.c, back()).
+        self.kernel_params = np.array(
+            [*self._bias, self._w_scale, self._a_scale, self.alpha, self.step, 2.0 * GRAVITY_MPS2, GRAVITY_MPS2**2]
+        )
 
     def process(self, acc_mps2: FloatArray, gyro_radps: FloatArray, up: FloatArray) -> FloatArray:
         """Running RMS (N,) for samples with corrected ``acc_mps2``, raw ``gyro_radps`` and unit ``up``."""
         n = len(acc_mps2)
-        first = (-self._count) % self.step  # index of the first sample of this batch that is used
-        self._count += n
-        held = math.nan if self._y is None else math.sqrt(self._y)
+        first = (-self.count) % self.step  # index of the first sample of this batch that is used
+        self.count += n
+        held = math.nan if self.state is None else math.sqrt(self.state)
         if first >= n:
             return np.full(n, held)
         step = self.step
@@ -198,7 +214,7 @@ class MovementMeter:
         if finite.all():
             return self._smooth(e)
         # A sample without an orientation holds the filter: it repeats the latest output.
-        before = math.nan if self._y is None else math.sqrt(self._y)
+        before = math.nan if self.state is None else math.sqrt(self.state)
         out = np.full(len(e), np.nan)
         if finite.any():
             out[finite] = self._smooth(e[finite])
@@ -207,9 +223,9 @@ class MovementMeter:
         return held
 
     def _smooth(self, e: FloatArray) -> FloatArray:
-        y0 = float(e[0]) if self._y is None else self._y
+        y0 = float(e[0]) if self.state is None else self.state
         y = signal.lfilter(self._b, self._a, e, zi=[(1.0 - self.alpha) * y0])[0]
-        self._y = float(y[-1])
+        self.state = float(y[-1])
         out: FloatArray = np.sqrt(y)
         return out
 
@@ -219,7 +235,7 @@ class MovementMeter:
         ws, as_, a, keep = self._w_scale, self._a_scale, self.alpha, 1.0 - self.alpha
         g, g2 = 2.0 * GRAVITY_MPS2, GRAVITY_MPS2**2
         isfinite, sqrt = math.isfinite, math.sqrt
-        y = self._y
+        y = self.state
         out: list[float] = []
         for (ax, ay, az), (gx, gy, gz), (ux, uy, uz) in zip(acc.tolist(), gyro.tolist(), up.tolist(), strict=True):
             wx, wy, wz = gx - bx, gy - by, gz - bz
@@ -233,7 +249,7 @@ class MovementMeter:
                 # lfilter's form for b = [α], a = [1, α − 1]: y = αe + z, z = (1 − α)y.
                 y = a * e + keep * (e if y is None else y)
             out.append(math.nan if y is None else sqrt(y))
-        self._y = y
+        self.state = y
         return out
 
 
@@ -248,19 +264,81 @@ class SensorPipeline:
         self.swivel_gate = SwivelGate(bias, 1.0 / estimator.period_s) if swivel_gate else None
         self._acc_bias = np.asarray(calibration.acc_bias_mps2, dtype=np.float64)
         self._acc_scale = np.asarray(calibration.acc_scale, dtype=np.float64)
-        self._basis = inclination_basis(calibration.up0, calibration.flexion_axis)
+        basis = inclination_basis(calibration.up0, calibration.flexion_axis)
+        self._basis = np.ascontiguousarray(basis, dtype=np.float64)
         self.movement = MovementMeter(bias, 1.0 / estimator.period_s)
+        self._kernel = kernel.kernel
+        # The kernel's front parameters (layout: _kernel.c, P_*): the estimator's part is refreshed
+        # whenever its fast_params() change (a new period or gyro bias).
+        gate = self.swivel_gate
+        self._front_params = np.zeros(26)
+        self._front_params[0:3] = self._acc_bias
+        self._front_params[3:6] = self._acc_scale
+        if gate is not None:
+            self._front_params[9:16] = (*gate.bias.tolist(), 1.0, gate.alpha, gate.min_rate, gate.cos_max)
+        self._front_key: tuple[float, ...] | None = None
+        self._zi_off = np.zeros(3)  # the gate's state when it is off (unused)
 
     def process(self, batch: ImuBatch) -> SensorAngles:
         """Angles (and movement) for one batch of this sensor's samples."""
+        if self._kernel is not None and 0 < len(batch) <= _SCALAR_MAX:
+            angles = self._process_kernel(batch, self._kernel)
+            if angles is not None:
+                return angles
         acc = (batch.acc - self._acc_bias) / self._acc_scale  # as SensorCalibration.correct_acc
         gyro = batch.gyro if self.swivel_gate is None else self.swivel_gate.process(acc, batch.gyro)
+        return self._finish(batch, acc, gyro)
+
+    def _finish(self, batch: ImuBatch, acc: FloatArray, gyro: FloatArray) -> SensorAngles:
         out = self.estimator.process(batch.t, acc, gyro, batch.seq)
         inclination = inclination_from_basis(out.up, self._basis)
         # The raw gyro: the swivel gate's output keeps the rotation about the vertical, which the
         # meter removes itself.
         movement = self.movement.process(acc, batch.gyro, out.up)
         return SensorAngles(batch.sensor_id, batch.placement, out.t, inclination, out.rest, movement)
+
+    def _process_kernel(self, batch: ImuBatch, k: ModuleType) -> SensorAngles | None:
+        """:meth:`process` for a small batch with the C kernel's loops (sensorhub/pipeline/kernel.py);
+        None, with nothing changed, when the batch needs the Python path from the start."""
+        est = self.estimator
+        m = len(batch)
+        state = est.fast_state(m) if isinstance(est, _StreamEstimator) else None
+        gate = self.swivel_gate
+        if state is None or (gate is not None and gate.zi is None):
+            return None
+        assert isinstance(est, _StreamEstimator)  # fast_state said so
+        last_seq, last_t, last_motion, recent = state
+        est_params = est.fast_params()
+        if est_params is not self._front_key:
+            self._front_params[6:9] = est_params[:3]
+            self._front_params[16:] = est_params[3:]
+            self._front_key = est_params
+        acc = np.empty((m, 3))
+        gyro = np.empty((m, 3))
+        rest = np.empty(m, dtype=bool)
+        zi = self._zi_off if gate is None else gate.zi
+        r = k.front(batch.t, batch.acc, batch.gyro, batch.seq, last_seq, last_t, last_motion, recent,
+                    self._front_params, zi, acc, gyro, rest)  # fmt: skip
+        if r is None:  # an array the kernel cannot take (e.g. not contiguous): nothing was written
+            return None
+        if gate is not None:
+            gate.gated_samples += r[1]
+        if not r[0]:  # corrected and gated, but not plain: the estimator's general walk
+            return self._finish(batch, acc, gyro)
+        _, _, steps, window, a2min, a2max, last_motion = r
+        orientation = est.fuse_fast(acc, gyro, (a2min, a2max))
+        seq = batch.seq
+        est.commit_fast(batch.t.tolist(), steps, window, last_motion, None if seq is None else int(seq[-1]), acc, gyro)
+        inclination = np.empty(m)
+        movement = np.empty(m)
+        meter = self.movement
+        y = meter.state
+        done = k.back(orientation, self._basis, acc, batch.gyro, meter.kernel_params, meter.count,
+                      math.nan if y is None else y, inclination, movement)  # fmt: skip
+        if done is None:  # cannot happen: every array here was made contiguous float64 above
+            raise RuntimeError("the C kernel refused the arrays of a checked batch")
+        meter.count, meter.state = done
+        return SensorAngles(batch.sensor_id, batch.placement, batch.t, inclination, rest, movement)
 
 
 class SpinePipeline:
