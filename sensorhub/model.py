@@ -138,6 +138,20 @@ class ImuBatch:
             object.__setattr__(joined, name, value)
         return joined
 
+    def cut(self, start: int, stop: int) -> ImuBatch:
+        """Samples ``start:stop`` as a batch (views of this one's arrays, not validated again)."""
+        part = object.__new__(type(self))
+        for name, value in (
+            ("sensor_id", self.sensor_id),
+            ("placement", self.placement),
+            ("t", self.t[start:stop]),
+            ("acc", self.acc[start:stop]),
+            ("gyro", self.gyro[start:stop]),
+            ("seq", None if self.seq is None else self.seq[start:stop]),
+        ):
+            object.__setattr__(part, name, value)
+        return part
+
 
 @dataclass(frozen=True, slots=True)
 class SensorAngles:
@@ -162,6 +176,20 @@ class SensorAngles:
 
     def __len__(self) -> int:
         return len(self.t)
+
+    def then(self, later: SensorAngles) -> SensorAngles:
+        """This sensor's angles followed by ``later`` ones (movement kept only if both have it)."""
+        move = None
+        if self.movement is not None and later.movement is not None:
+            move = np.concatenate((self.movement, later.movement))
+        return SensorAngles(
+            self.sensor_id,
+            self.placement,
+            np.concatenate((self.t, later.t)),
+            np.concatenate((self.inclination_deg, later.inclination_deg)),
+            np.concatenate((self.rest, later.rest)),
+            move,
+        )
 
 
 @dataclass(frozen=True, slots=True)

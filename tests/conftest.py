@@ -8,8 +8,20 @@ from brokers import amqtt_broker, mosquitto, mqtt_broker  # noqa: F401  (MQTT br
 from fakebluez.fixtures import fake_bluez, private_system_bus  # noqa: F401  (fake BlueZ on a private D-Bus)
 
 from sensorhub.model import Placement
+from sensorhub.pipeline import kernel
 from sensorhub.sim.imu import Notification
 from sensorhub.sim.wearer import SimulatedWearer, WearerConfig
+
+
+@pytest.fixture(params=["kernel", "python"])
+def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a pipeline test with the C kernel and with the pure-Python loops (objects made in the test
+    read ``kernel.kernel`` when they are made)."""
+    if request.param == "python":
+        monkeypatch.setattr(kernel, "kernel", None)
+    elif kernel.kernel is None:
+        pytest.skip(f"the C kernel does not run: {kernel.status()}")
+    return str(request.param)
 
 
 def collect(wearer: SimulatedWearer) -> dict[Placement, list[Notification]]:

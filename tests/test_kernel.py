@@ -64,6 +64,7 @@ def _pipelines(calibration: object, estimator: str = "vqf") -> tuple[SpinePipeli
     ref = SpinePipeline(calibration, estimator=estimator)  # type: ignore[arg-type]
     for sensor in ref.sensors.values():
         sensor._kernel = None
+    ref.rig.kernel = None
     return fast, ref
 
 

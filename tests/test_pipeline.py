@@ -46,6 +46,7 @@ def _split(batch: ImuBatch, sizes: list[int]) -> list[ImuBatch]:
 
 
 @pytest.mark.parametrize("estimator", ["vqf", "complementary"])
+@pytest.mark.usefixtures("implementation")
 def test_sensor_stage_is_chunk_invariant(desk_60s, estimator):
     """One sensor's whole recording at once == random chunks (including single samples), to 1e-9°."""
     batches, calibration = desk_60s
@@ -61,6 +62,7 @@ def test_sensor_stage_is_chunk_invariant(desk_60s, estimator):
     np.testing.assert_array_equal(np.concatenate([p.t for p in parts]), ref.t)
 
 
+@pytest.mark.usefixtures("implementation")
 def test_whole_pipeline_is_chunk_invariant(desk_60s):
     """Notifications as delivered == the same samples re-cut into random chunks (time order kept)."""
     batches, calibration = desk_60s
@@ -141,6 +143,7 @@ def test_swivel_gate_leaves_flexion_rotations_alone():
     assert gate.gated_samples == 200
 
 
+@pytest.mark.usefixtures("implementation")
 def test_per_tick_blocks_give_the_same_angles(desk_60s):
     """Feeding 100 ms ticks (notifications joined per sensor) == feeding notifications one by one."""
     batches, calibration = desk_60s

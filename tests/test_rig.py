@@ -11,6 +11,8 @@ from sensorhub.errors import InputError
 from sensorhub.model import Placement, SensorAngles
 from sensorhub.pipeline.rig import Rig, RigSettings, available_angles
 
+pytestmark = pytest.mark.usefixtures("implementation")  # every test with the C kernel and in Python
+
 UT, TL, SA = Placement.UPPER_THORACIC, Placement.THORACOLUMBAR, Placement.SACRAL
 
 
@@ -156,3 +158,20 @@ def test_bad_rigs_are_refused():
         rig.push(angles(SA, np.array([0.0]), np.array([0.0])))
     with pytest.raises(InputError):
         RigSettings(output_rate_hz=0.0)
+
+
+def test_a_sample_whose_time_goes_back_is_left_out():
+    """A time that does not increase within a batch (the estimator gave it NaN) is dropped, so the
+    interpolation around it is the one without it."""
+    t = np.arange(0.0, 1.0, 0.01)
+    v = 2.0 * t
+    clean = Rig((UT,), RigSettings(output_rate_hz=50.0), start_t=0.0)
+    want = clean.process(angles(UT, t, v))
+    bad_t, bad_v = t.copy(), v.copy()
+    bad_t[40], bad_v[40] = bad_t[30] - 0.001, np.nan  # back in time, no estimate
+    rig = Rig((UT,), RigSettings(output_rate_hz=50.0), start_t=0.0)
+    got = rig.process(angles(UT, bad_t, bad_v))
+    np.testing.assert_array_equal(got.t, want.t)
+    i = np.searchsorted(want.t, t[39])
+    assert np.isfinite(got.trunk_flexion_deg[i : i + 2]).all()  # interpolated across the dropped sample
+    np.testing.assert_allclose(got.trunk_flexion_deg, want.trunk_flexion_deg, rtol=0, atol=1e-12)

@@ -22,7 +22,7 @@
 
 /* Bumped with every change of a signature or of the arithmetic; the Python side refuses a stale
  * build (sensorhub/pipeline/kernel.py, KERNEL_VERSION). */
-#define KERNEL_VERSION 1
+#define KERNEL_VERSION 2
 
 /* A C-contiguous buffer of `count` 8-byte items of kind 'd' (double) or 'i' (int64). */
 static int
@@ -399,11 +399,147 @@ unsuitable:
     Py_RETURN_NONE;
 }
 
+/* numpy's binary search for interp: j with x[j] <= v < x[j + 1]; -1 below x[0], n above x[n - 1],
+ * n - 1 at x[n - 1] (plain bisection: the index is what matters, not numpy's guess heuristics). */
+static Py_ssize_t
+bracket(const double *x, Py_ssize_t n, double v)
+{
+    if (v < x[0]) return -1;
+    if (v > x[n - 1]) return n;
+    if (v == x[n - 1]) return n - 1;
+    Py_ssize_t lo = 0, hi = n - 1; /* x[lo] <= v < x[hi] */
+    while (hi - lo > 1) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        if (x[mid] <= v) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+/* np.interp(v, x, y, left=NaN, right=NaN) at one point, with numpy's arithmetic. */
+static double
+interp1(const double *x, const double *y, Py_ssize_t n, Py_ssize_t j, double v)
+{
+    if (j < 0 || j >= n) return NAN;
+    if (j == n - 1 || x[j] == v) return y[j];
+    double slope = (y[j + 1] - y[j]) / (x[j + 1] - x[j]);
+    double r = slope * (v - x[j]) + y[j];
+    if (isnan(r)) {
+        r = slope * (v - x[j + 1]) + y[j + 1];
+        if (isnan(r) && y[j] == y[j + 1]) r = y[j];
+    }
+    return r;
+}
+
+/*
+ * resample(t, inclination, movement, grid, max_gap_s, incl_out, move_out) -> drop
+ *
+ * _Track.sample and the index of _Track.drop_before in one pass: linear interpolation of the
+ * track's inclination (and movement, when not None) at the grid instants, NaN outside the data and
+ * where the two bracketing samples are more than max_gap_s apart (unless the instant falls on the
+ * earlier one); returns the number of leading samples the track no longer needs (the last sample
+ * before grid[-1] is kept). None when an argument is unsuitable (nothing written).
+ */
+static PyObject *
+resample(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "resample() takes 7 arguments");
+        return NULL;
+    }
+    Py_ssize_t n = PyObject_Length(args[0]), g = PyObject_Length(args[3]);
+    double max_gap = PyFloat_AsDouble(args[4]);
+    if (n < 0 || g < 0 || (max_gap == -1.0 && PyErr_Occurred())) {
+        return NULL;
+    }
+    int has_move = args[2] != Py_None;
+    if ((args[6] == Py_None) != !has_move) {
+        PyErr_SetString(PyExc_TypeError, "movement and move_out must both be arrays or both None");
+        return NULL;
+    }
+    Py_buffer v[6];
+    int nv = 0;
+    if (!get_buffer(args[0], &v[nv], n, 'd', 0)) goto unsuitable;
+    nv++;
+    if (!get_buffer(args[1], &v[nv], n, 'd', 0)) goto unsuitable;
+    nv++;
+    if (!get_buffer(args[3], &v[nv], g, 'd', 0)) goto unsuitable;
+    nv++;
+    if (!get_buffer(args[5], &v[nv], g, 'd', 1)) goto unsuitable;
+    nv++;
+    if (has_move) {
+        if (!get_buffer(args[2], &v[nv], n, 'd', 0)) goto unsuitable;
+        nv++;
+        if (!get_buffer(args[6], &v[nv], g, 'd', 1)) goto unsuitable;
+        nv++;
+    }
+    const double *t = v[0].buf, *inc = v[1].buf, *grid = v[2].buf;
+    double *inc_out = v[3].buf;
+    const double *mov = has_move ? v[4].buf : NULL;
+    double *mov_out = has_move ? v[5].buf : NULL;
+    /* Gaps only matter when some step is longer than max_gap (as the Python: a quick test first). */
+    int gaps = 0;
+    if (n > 1 && t[n - 1] - t[0] > max_gap) {
+        for (Py_ssize_t i = 1; i < n && !gaps; i++) {
+            if (t[i] - t[i - 1] > max_gap) gaps = 1;
+        }
+    }
+    for (Py_ssize_t i = 0; i < g; i++) {
+        double x = grid[i];
+        if (n == 0) {
+            inc_out[i] = NAN;
+            if (has_move) mov_out[i] = NAN;
+            continue;
+        }
+        Py_ssize_t j = bracket(t, n, x);
+        double a = interp1(t, inc, n, j, x);
+        double b = has_move ? interp1(t, mov, n, j, x) : 0.0;
+        if (gaps) {
+            /* np.clip(np.searchsorted(t, x, side="right"), 1, n - 1): the bracketing interval. */
+            Py_ssize_t k = j + 1;
+            if (k < 1) k = 1;
+            if (k > n - 1) k = n - 1;
+            if (t[k] - t[k - 1] > max_gap && x != t[k - 1]) {
+                a = NAN;
+                b = NAN;
+            }
+        }
+        inc_out[i] = a;
+        if (has_move) mov_out[i] = b;
+    }
+    /* drop_before(grid[-1]): np.searchsorted(t, grid[-1], side="left") - 1 */
+    Py_ssize_t drop = 0;
+    if (g > 0 && n > 0) {
+        double last = grid[g - 1];
+        Py_ssize_t lo = 0, hi = n; /* first index with t >= last */
+        while (lo < hi) {
+            Py_ssize_t mid = lo + (hi - lo) / 2;
+            if (t[mid] < last) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        drop = lo - 1 > 0 ? lo - 1 : 0;
+    }
+    release(v, nv);
+    return PyLong_FromSsize_t(drop);
+
+unsuitable:
+    release(v, nv);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"front", (PyCFunction)(void (*)(void))front, METH_FASTCALL,
      "Accelerometer correction, swivel gate and the estimator's plain-batch checks for one batch."},
     {"back", (PyCFunction)(void (*)(void))back, METH_FASTCALL,
      "Up vector, inclination and movement meter for one batch."},
+    {"resample", (PyCFunction)(void (*)(void))resample, METH_FASTCALL,
+     "One rig track's inclination and movement at the grid instants, and how many samples it can drop."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -17,7 +17,7 @@ from types import ModuleType
 
 __all__ = ["KERNEL_VERSION", "kernel", "status"]
 
-KERNEL_VERSION = 1  # must match _kernel.c; a stale build is not used
+KERNEL_VERSION = 2  # must match _kernel.c; a stale build is not used
 
 _status: str
 kernel: ModuleType | None

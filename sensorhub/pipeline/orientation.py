@@ -742,13 +742,15 @@ class _StreamEstimator:
 
     # -- the fast walk's parts, for the C kernel (sensorhub/pipeline/kernel.py) --------------------
 
-    def fast_state(self, m: int) -> tuple[int | None, float, float, list[float]] | None:
-        """What the kernel's checks of a plain batch of ``m`` samples start from: (last counter, last
-        time, last motion time, the carried rate window); None when the batch must take
-        :meth:`process` (not started, a pending re-initialisation, or a period block closing inside)."""
-        if not self._started or self._pending_reinit or m > self._fit.block_len - self._fit.count:
+    def fast_state(self) -> tuple[int | None, float, float, list[float], int] | None:
+        """What the kernel's checks of a plain batch start from: (last counter, last time, last motion
+        time, the carried rate window, room left in the period block); None when the next batch must
+        take :meth:`process` (not started, or a pending re-initialisation). A batch longer than the
+        room must be cut there: the block closes at its end and may move the period."""
+        if not self._started or self._pending_reinit:
             return None
-        return self._last_seq, self._last_t, self._last_motion_t, self._recent_steps
+        fit = self._fit
+        return self._last_seq, self._last_t, self._last_motion_t, self._recent_steps, fit.block_len - fit.count
 
     def fast_params(self) -> tuple[float, ...]:
         """The estimator's 13 values of the kernel's front parameters (seed bias, period, rate

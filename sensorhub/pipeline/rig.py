@@ -39,13 +39,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from types import ModuleType
 
 import numpy as np
-from numpy.typing import NDArray
 
 from sensorhub.errors import InputError
 from sensorhub.model import FloatArray, Placement, SensorAngles, SpineFrame
+from sensorhub.pipeline import kernel
 
 __all__ = ["Rig", "RigSettings", "available_angles"]
 
@@ -91,71 +91,75 @@ class RigSettings:
 
 
 class _Track:
-    """One sensor's pending samples (times increasing).
+    """One sensor's pending samples (times increasing): inclination, and movement (NaN where the
+    sensor's pipeline did not measure it)."""
 
-    With a movement measure the track keeps ``inclination + 1j·movement`` in one complex array, so
-    that one ``np.interp`` call per emission resamples both (the streaming path is benchmarked).
-    """
-
-    __slots__ = ("has_movement", "t", "value")
+    __slots__ = ("has_movement", "inclination", "movement", "t")
 
     def __init__(self) -> None:
         self.t = np.empty(0)
-        self.value: NDArray[Any] = np.empty(0)  # float64, or complex128 with a movement measure
+        self.inclination = np.empty(0)
+        self.movement = np.empty(0)
         self.has_movement = False
 
     def append(self, t: FloatArray, value: FloatArray, movement: FloatArray | None) -> None:
-        if len(self.t) and len(t) and t[0] <= self.t[-1]:
-            keep = t > self.t[-1]  # a repeated or out-of-order sample adds nothing new
+        last = self.t[-1] if len(self.t) else -math.inf
+        if len(t) and (t[0] <= last or (len(t) > 1 and not (t[1:] > t[:-1]).all())):
+            # A repeated or out-of-order sample (the estimator gave it NaN) adds nothing new, and
+            # interpolation needs increasing times.
+            keep = t > np.maximum.accumulate(np.concatenate(([last], t[:-1])))
             t, value = t[keep], value[keep]
             movement = None if movement is None else movement[keep]
-        new: NDArray[Any] = value
-        if movement is not None or self.has_movement:
-            if not self.has_movement:
-                self.value = self.value + _NAN_J  # older samples had no movement
-                self.has_movement = True
-            if movement is None:
-                new = value + _NAN_J
-            else:
-                # Component by component: NaN * 1j would be NaN + NaN·j and hide the inclination.
-                new = np.empty(len(value), dtype=np.complex128)
-                new.real = value
-                new.imag = movement
-        self.t = np.concatenate([self.t, t])
-        self.value = np.concatenate([self.value, new])
+        if movement is None:
+            movement = np.full(len(t), np.nan)
+        else:
+            self.has_movement = True
+        self.t = np.concatenate((self.t, t))
+        self.inclination = np.concatenate((self.inclination, value))
+        self.movement = np.concatenate((self.movement, movement))
 
     @property
     def latest(self) -> float:
         return float(self.t[-1]) if len(self.t) else -math.inf
 
-    def sample(self, grid: FloatArray, max_gap_s: float) -> tuple[FloatArray, FloatArray | None]:
-        """Linear interpolation of the value (and movement) at ``grid``; NaN outside the data and across gaps."""
+    def sample(
+        self, grid: FloatArray, max_gap_s: float, k: ModuleType | None = None
+    ) -> tuple[FloatArray, FloatArray | None]:
+        """Linear interpolation of the inclination (and movement) at ``grid``; NaN outside the data
+        and across gaps. Then forgets the samples older than the last one before ``grid[-1]`` (it is
+        still needed to interpolate). ``k``: the C kernel, which does the same in one call."""
+        if k is not None:
+            inclination = np.empty(len(grid))
+            movement = np.empty(len(grid)) if self.has_movement else None
+            drop = k.resample(
+                self.t, self.inclination, self.movement if self.has_movement else None, grid, max_gap_s,
+                inclination, movement,
+            )  # fmt: skip
+            if drop is not None:
+                self._drop(drop)
+                return inclination, movement
         n = len(self.t)
-        missing = _NAN_C if self.has_movement else math.nan
         if n == 0:
             empty = np.full(len(grid), np.nan)
             return empty, empty.copy() if self.has_movement else None
-        out: NDArray[Any] = np.interp(grid, self.t, self.value, left=missing, right=missing)
+        values = [np.interp(grid, self.t, self.inclination, left=np.nan, right=np.nan)]
+        if self.has_movement:
+            values.append(np.interp(grid, self.t, self.movement, left=np.nan, right=np.nan))
         if n > 1 and (self.t[-1] - self.t[0] > max_gap_s) and float(np.diff(self.t).max()) > max_gap_s:
             i = np.clip(np.searchsorted(self.t, grid, side="right"), 1, n - 1)
             t0 = self.t[i - 1]
-            out[(self.t[i] - t0 > max_gap_s) & (grid != t0)] = missing
-        if self.has_movement:
-            inclination: FloatArray = out.real
-            movement: FloatArray = out.imag
-            return inclination, movement
-        return out, None
+            gap = (self.t[i] - t0 > max_gap_s) & (grid != t0)
+            for v in values:
+                v[gap] = np.nan
+        if len(grid):
+            self._drop(int(np.searchsorted(self.t, grid[-1], side="left")) - 1)
+        return values[0], values[1] if self.has_movement else None
 
-    def drop_before(self, t: float) -> None:
-        """Forget samples older than the last one before ``t`` (it is still needed to interpolate)."""
-        i = int(np.searchsorted(self.t, t, side="left")) - 1
+    def _drop(self, i: int) -> None:
         if i > 0:
             self.t = self.t[i:]
-            self.value = self.value[i:]
-
-
-_NAN_J = complex(0.0, math.nan)  # adds "no movement" to a real inclination
-_NAN_C = complex(math.nan, math.nan)
+            self.inclination = self.inclination[i:]
+            self.movement = self.movement[i:]
 
 
 class Rig:
@@ -181,6 +185,7 @@ class Rig:
         self._first_t = math.inf  # first sample time of any sensor: silent sensors count from there
         self._next_k = 0  # index of the next grid instant to emit
         self._empty = self._frame(np.empty(0), {})
+        self.kernel = kernel.kernel  # the C kernel's resampling (sensorhub/pipeline/kernel.py), or None
 
     def _grid_t(self, k: FloatArray) -> FloatArray:
         assert self._start_t is not None  # set by the first push; internal invariant
@@ -232,10 +237,9 @@ class Rig:
         values: dict[Placement, FloatArray] = {}
         movement: FloatArray | None = None
         for p, tr in self._tracks.items():
-            values[p], move = tr.sample(grid, self.settings.max_gap_s)
+            values[p], move = tr.sample(grid, self.settings.max_gap_s, self.kernel)
             if move is not None:
                 movement = move if movement is None else np.fmax(movement, move)
-            tr.drop_before(float(grid[-1]))
         return self._frame(grid, values, movement)
 
     def _frame(

@@ -302,12 +302,17 @@ class SensorPipeline:
         None, with nothing changed, when the batch needs the Python path from the start."""
         est = self.estimator
         m = len(batch)
-        state = est.fast_state(m) if isinstance(est, _StreamEstimator) else None
+        state = est.fast_state() if isinstance(est, _StreamEstimator) else None
         gate = self.swivel_gate
         if state is None or (gate is not None and gate.zi is None):
             return None
         assert isinstance(est, _StreamEstimator)  # fast_state said so
-        last_seq, last_t, last_motion, recent = state
+        last_seq, last_t, last_motion, recent, room = state
+        if m > room:  # the period block closes inside: up to its end, then the rest (as _process_fast)
+            head = self._process_kernel(batch.cut(0, room), k)
+            if head is None:
+                return None
+            return head.then(self.process(batch.cut(room, m)))
         est_params = est.fast_params()
         if est_params is not self._front_key:
             self._front_params[6:9] = est_params[:3]
