@@ -784,7 +784,7 @@ class _StreamEstimator:
 
     def commit_fast(
         self,
-        tl: list[float],
+        tl: FloatArray | list[float],
         steps: list[float],
         window: list[float],
         last_motion: float,
@@ -806,7 +806,7 @@ class _StreamEstimator:
             fit.step_parts.append(steps)
         fit.count += m
         self._recent_steps = window
-        self._last_t = tl[-1]
+        self._last_t = float(tl[-1])
         self._last_seq = last_seq
         self._last_acc = acc[-1].copy()
         self._last_gyro = gyro[-1].copy()

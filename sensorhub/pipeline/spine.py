@@ -333,7 +333,7 @@ class SensorPipeline:
         _, _, steps, window, a2min, a2max, last_motion = r
         orientation = est.fuse_fast(acc, gyro, (a2min, a2max))
         seq = batch.seq
-        est.commit_fast(batch.t.tolist(), steps, window, last_motion, None if seq is None else int(seq[-1]), acc, gyro)
+        est.commit_fast(batch.t.copy(), steps, window, last_motion, None if seq is None else int(seq[-1]), acc, gyro)
         inclination = np.empty(m)
         movement = np.empty(m)
         meter = self.movement
