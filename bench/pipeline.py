@@ -3,7 +3,8 @@
 Prints one JSON object:
 - offline throughput of the whole pipeline (samples/s, 3 sensors at 100 Hz, streaming stages fed
   one large batch per sensor per minute, and VQF's offline estimator),
-- streaming cost per 100 ms block of 3 sensors (µs, median and p99),
+- streaming cost per 100 ms block of 3 sensors (µs, median, p90 and p99), with the C kernel when it
+  is built (sensorhub/pipeline/kernel.py) and, for VQF, with the pure-Python loops too,
 - group delay of the display/alert filter,
 - accuracy against the simulator's truth on each scenario and seed (RMSE, max, excluding the
   calibration period), for each estimator.
@@ -25,6 +26,7 @@ from collections.abc import Callable
 import numpy as np
 
 from sensorhub.model import ImuBatch, Placement
+from sensorhub.pipeline import kernel
 from sensorhub.pipeline.filters import LowPass
 from sensorhub.pipeline.spine import SpinePipeline
 from sensorhub.sim.evaluate import Evaluation, evaluate, max_error_during, rmse_between
@@ -204,8 +206,15 @@ def _speed(args: argparse.Namespace) -> dict[str, object]:
 
     streaming: dict[str, object] = {}
     blocks = _blocks(batches, 0.1)
-    for est in ESTIMATORS:
-        for mode in ("per_notification", "per_100ms_tick"):
+    built = kernel.kernel
+    out["streaming_implementation"] = kernel.status()
+    # The default (the C kernel when built) for both estimators; the pure-Python loops for VQF.
+    runs = [(est, mode, built, "") for est in ESTIMATORS for mode in ("per_notification", "per_100ms_tick")]
+    if built is not None:
+        runs.append(("vqf", "per_100ms_tick", None, "/python"))
+    try:
+        for est, mode, impl, suffix in runs:
+            kernel.kernel = impl  # read by the pipeline objects when they are made
             pipe = SpinePipeline(calibration, estimator=est)  # type: ignore[arg-type]
             costs = []
             for block in blocks:
@@ -217,11 +226,14 @@ def _speed(args: argparse.Namespace) -> dict[str, object]:
                     pipe.process_block(block)
                 costs.append((time.perf_counter() - start) * 1e6)
             arr = np.array(costs[50:])  # after warm-up
-            streaming[f"{est}/{mode}"] = {
+            streaming[f"{est}/{mode}{suffix}"] = {
                 "median_us": round(float(np.median(arr)), 1),
+                "p90_us": round(float(np.percentile(arr, 90)), 1),
                 "p99_us": round(float(np.percentile(arr, 99)), 1),
                 "blocks": len(arr),
             }
+    finally:
+        kernel.kernel = built
     out["streaming_cost_per_100ms_block_3_sensors"] = streaming
 
     lp = LowPass(2.0, 50.0, order=2)
