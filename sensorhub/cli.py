@@ -251,7 +251,11 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="sensorhub",
         description="Real-time thoracic and lumbar posture sensing from BLE IMUs.",
     )
-    parser.add_argument("--version", action="version", version=f"sensorhub {__version__}")
+    from sensorhub.pipeline import kernel  # a C module or nothing: cheap to import
+
+    parser.add_argument(
+        "--version", action="version", version=f"sensorhub {__version__} (streaming loops: {kernel.status()})"
+    )
     parser.add_argument(
         "--log-level",
         default="warning",

@@ -113,6 +113,7 @@ def test_version_and_help():
     proc = run_cli("--version")
     assert proc.returncode == 0
     assert proc.stdout.startswith("sensorhub ")
+    assert "(streaming loops: " in proc.stdout  # C kernel or pure Python, and why
     proc = run_cli()
     assert proc.returncode == 2
     assert "simulate" in proc.stderr
