@@ -284,6 +284,10 @@ async def _start(
             clock_offset_s=epoch_offset,
             settings=ProcessingSettings.from_config(config, nominal_rate_hz=rates).to_json(),
             record_raw=config.storage.record_raw,
+            # A live source (BLE) must never wait for the disk: a stalled store drops, with a gap
+            # marker. The simulator and replays produce on demand, often faster than real time, so
+            # they wait for the store instead of losing what it could not take in time.
+            on_full="drop" if config.source.kind == "ble" else "block",
         )
         session_id = recorder.id
         stack.callback(recorder.close, "interrupted")  # a no-op after the service closed it
