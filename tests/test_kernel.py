@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sensorhub.analyze import analyze_batches
 from sensorhub.model import ImuBatch, Placement
@@ -210,3 +212,59 @@ def test_kernel_front_declines_what_it_cannot_read():
     assert k.front(t, acc, gyro, None, None, -1.0, -1.0, [0.01] * 8, params, frozen, *outs) is None
     with pytest.raises(TypeError):
         k.front(t, acc, gyro, None, None, -1.0, -1.0, (0.01,) * 8, params, zi, *outs)
+
+
+_CALIBRATION: list[object] = []
+
+
+def _sensor_calibration() -> object:
+    """One sensor's calibration from a short simulated session (made once)."""
+    if not _CALIBRATION:
+        _, calibration = _recording("desk_session", 3, 40.0)
+        _CALIBRATION.append(calibration.sensors[UT.value])  # type: ignore[attr-defined]
+    return _CALIBRATION[0]
+
+
+@needs_kernel
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_kernel_matches_python_on_random_streams(data):
+    """Random small batches — steps that jitter, stop or go back, counter jumps, NaN and huge
+    values — through a sensor with the kernel and one without: the same outputs and counters."""
+    from sensorhub.pipeline.orientation import make_estimator
+    from sensorhub.pipeline.spine import SensorPipeline
+
+    cal = _sensor_calibration()
+    fast = SensorPipeline(cal, make_estimator("vqf", 100.0))  # type: ignore[arg-type]
+    ref = SensorPipeline(cal, make_estimator("vqf", 100.0))  # type: ignore[arg-type]
+    ref._kernel = None
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    with_seq = data.draw(st.booleans())
+    t, seq = 100.0, 0
+    for _ in range(data.draw(st.integers(20, 60))):
+        m = data.draw(st.integers(1, 70))
+        jitter = data.draw(st.sampled_from([0.0, 0.002, 0.05]))
+        steps = 0.01 * (1.0 + rng.normal(0.0, jitter, m))
+        kind = data.draw(st.sampled_from(["plain"] * 6 + ["gap", "back", "nan", "huge", "jump"]))
+        if kind == "gap":
+            steps[0] += data.draw(st.sampled_from([0.03, 0.3, 3.0]))
+        elif kind == "back":
+            steps[rng.integers(m)] = -0.004
+        times = t + np.cumsum(steps)
+        acc = np.array([0.3, 9.6, 1.2]) + rng.normal(0.0, 0.2, (m, 3))
+        gyro = rng.normal(0.0, data.draw(st.sampled_from([0.01, 0.5, 3.0])), (m, 3))
+        if kind == "nan":
+            acc[rng.integers(m), rng.integers(3)] = np.nan
+        elif kind == "huge":
+            gyro[rng.integers(m), rng.integers(3)] = 40.0
+        counter = seq + 1 + np.arange(m) + (rng.integers(2, 9) if kind == "jump" else 0)
+        batch = ImuBatch("s", UT, times, acc, gyro, counter if with_seq else None)
+        a, b = fast.process(batch), ref.process(batch)
+        np.testing.assert_allclose(a.inclination_deg, b.inclination_deg, rtol=0, atol=1e-9, equal_nan=True)
+        np.testing.assert_array_equal(a.rest, b.rest)
+        assert a.movement is not None
+        assert b.movement is not None
+        np.testing.assert_allclose(a.movement, b.movement, rtol=0, atol=1e-12, equal_nan=True)
+        t, seq = float(times.max()), int(counter[-1])
+    assert fast.estimator._counts == ref.estimator._counts  # type: ignore[attr-defined]
+    assert fast.movement.state == ref.movement.state

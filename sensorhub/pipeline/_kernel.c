@@ -349,7 +349,7 @@ back(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     double *incl = v[5].buf, *move = v[6].buf;
     const double rad2deg = 180.0 / M_PI;
     const double bx = M[0], by = M[1], bz = M[2], ws = M[3], as = M[4], a = M[5], keep = 1.0 - M[5];
-    const long long step = (long long)M[6];
+    const long long step = M[6] >= 1.0 ? (long long)M[6] : 1; /* MovementMeter.step >= 1 */
     const double g = M[7], g2 = M[8];
     /* MovementMeter.process: the first sample of this batch that is used, and the value held
      * before it. */
