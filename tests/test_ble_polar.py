@@ -31,6 +31,7 @@ from test_ble_source import (
     UT,
     Received,
     count_runs,
+    drop_and_reconnect,
     empty_slots,
     running,
     sensor,
@@ -190,16 +191,7 @@ async def test_polar_link_drops_restart_the_streams_with_exact_gaps(fake_bluez: 
         async with running(source) as got:
             await wait_for(lambda: got.count(UT) > 100, 15, "streaming")
             for drop in range(drops):
-                before = got.count(UT)
-                await wait_for(lambda b=before: got.count(UT) > b + 60, 5, "some data before the drop")  # type: ignore[misc]
-                emu.device.drop_link()
-                dropped_at = time.monotonic()
-                await wait_for(lambda d=drop: state.reconnects == d + 1, 5, "the link noticing the drop")  # type: ignore[misc]
-                await wait_for(
-                    lambda t=dropped_at: got.times(UT)[-1] > t,
-                    8,
-                    "data after the reconnect",  # type: ignore[misc]
-                )
+                await drop_and_reconnect(emu, state, got, drop, data_timeout=8)
             count = got.count(UT)
             await wait_for(lambda: got.count(UT) > count + 100, 5, "data after the last reconnect")
 

@@ -33,7 +33,7 @@ from sensorhub.config import SensorConfig, parse_config
 from sensorhub.model import ImuBatch, Placement
 from sensorhub.profiles.base import ImuSample
 from sensorhub.profiles.registry import Registry, get_profile, profile_dir, render_command
-from sensorhub.sources.ble import BleSettings, BleSource
+from sensorhub.sources.ble import BleSettings, BleSource, LinkState
 from sensorhub.sources.timing import SampleTimer, TimingSpec
 
 UT, TL, SA = Placement.UPPER_THORACIC, Placement.THORACOLUMBAR, Placement.SACRAL
@@ -73,6 +73,23 @@ async def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> 
             pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
         await asyncio.sleep(0.02)
     return time.monotonic() - start
+
+
+async def drop_and_reconnect(
+    emu: DeviceEmulator, state: LinkState, got: Received, drop: int, *, data_timeout: float = 5.0
+) -> float:
+    """After 60 more samples of the upper thoracic sensor, drop its link; wait until the link counts
+    reconnect number ``drop + 1`` and a sample taken after the drop arrives. Returns the seconds
+    from the drop to that sample."""
+    before = got.count(UT)
+    await wait_for(lambda: got.count(UT) > before + 60, 5, "some data before the drop")
+    emu.device.drop_link()
+    dropped_at = time.monotonic()
+    await wait_for(lambda: state.reconnects == drop + 1, 5, "the link noticing the drop")
+    await wait_for(
+        lambda: len(got.times(UT)) > 0 and got.times(UT)[-1] > dropped_at, data_timeout, "data after the reconnect"
+    )
+    return time.monotonic() - dropped_at
 
 
 @contextlib.asynccontextmanager
@@ -227,14 +244,7 @@ async def test_five_link_drops_reconnect_within_5_s_with_exact_gaps(fake_bluez: 
             reconnect_s = []
             for drop in range(5):
                 before = got.count(UT)
-                await wait_for(lambda b=before: got.count(UT) > b + 60, 5, "some data before the drop")  # type: ignore[misc]
-                emu.device.drop_link()
-                dropped_at = time.monotonic()
-                await wait_for(lambda d=drop: state.reconnects == d + 1, 5, "the link noticing the drop")  # type: ignore[misc]
-                await wait_for(
-                    lambda t=dropped_at: len(got.times(UT)) > 0 and got.times(UT)[-1] > t, 5, "data after the reconnect"
-                )
-                reconnect_s.append(time.monotonic() - dropped_at)
+                reconnect_s.append(await drop_and_reconnect(emu, state, got, drop))
             await wait_for(lambda: got.count(UT) > before + 150, 5, "data after the last reconnect")
         missing = not_sent_between_received(emu)
 
