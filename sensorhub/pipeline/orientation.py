@@ -591,7 +591,13 @@ class _StreamEstimator:
         self._seed_fusion_bias(bias)
 
     def process(
-        self, t: FloatArray, acc_mps2: FloatArray, gyro_radps: FloatArray, seq: IntArray | None = None
+        self,
+        t: FloatArray,
+        acc_mps2: FloatArray,
+        gyro_radps: FloatArray,
+        seq: IntArray | None = None,
+        *,
+        known_special: bool = False,
     ) -> EstimatorOutput:
         """Feed the next samples of this sensor.
 
@@ -600,6 +606,8 @@ class _StreamEstimator:
             acc_mps2: (N, 3) specific force, m/s², sensor frame.
             gyro_radps: (N, 3) angular rate, rad/s, sensor frame.
             seq: (N,) the device's sample counter, or None.
+            known_special: the caller (the C kernel's checks) already found that not every sample
+                is plain, so the fast walk is not tried again.
 
         Returns:
             One estimate per input sample; NaN ``up`` for samples that were dropped.
@@ -611,7 +619,7 @@ class _StreamEstimator:
         n = len(tt)
         if n == 0:
             return EstimatorOutput(tt, np.empty((0, 3)), np.zeros(0, dtype=bool))
-        if n <= _FAST_MAX:
+        if n <= _FAST_MAX and not known_special:
             fast = self._process_fast(tt, aa, gg, ss)
             if fast is not None:
                 return fast

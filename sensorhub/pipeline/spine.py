@@ -27,7 +27,7 @@ from sensorhub.pipeline.calibration import (
     inclination_basis,
     inclination_from_basis,
 )
-from sensorhub.pipeline.orientation import Estimator, _StreamEstimator, make_estimator
+from sensorhub.pipeline.orientation import Estimator, EstimatorOutput, _StreamEstimator, make_estimator
 from sensorhub.pipeline.rig import Rig, RigSettings
 
 __all__ = ["MovementMeter", "SensorPipeline", "SpinePipeline", "concat_frames"]
@@ -289,8 +289,11 @@ class SensorPipeline:
         gyro = batch.gyro if self.swivel_gate is None else self.swivel_gate.process(acc, batch.gyro)
         return self._finish(batch, acc, gyro)
 
-    def _finish(self, batch: ImuBatch, acc: FloatArray, gyro: FloatArray) -> SensorAngles:
-        out = self.estimator.process(batch.t, acc, gyro, batch.seq)
+    def _finish(
+        self, batch: ImuBatch, acc: FloatArray, gyro: FloatArray, out: EstimatorOutput | None = None
+    ) -> SensorAngles:
+        if out is None:
+            out = self.estimator.process(batch.t, acc, gyro, batch.seq)
         inclination = inclination_from_basis(out.up, self._basis)
         # The raw gyro: the swivel gate's output keeps the rotation about the vertical, which the
         # meter removes itself.
@@ -329,7 +332,7 @@ class SensorPipeline:
         if gate is not None:
             gate.gated_samples += r[1]
         if not r[0]:  # corrected and gated, but not plain: the estimator's general walk
-            return self._finish(batch, acc, gyro)
+            return self._finish(batch, acc, gyro, est.process(batch.t, acc, gyro, batch.seq, known_special=True))
         _, _, steps, window, a2min, a2max, last_motion = r
         orientation = est.fuse_fast(acc, gyro, (a2min, a2max))
         seq = batch.seq
